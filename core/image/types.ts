@@ -50,4 +50,6 @@ export interface EncodedImage {
   channels: number;
   depth: 8 | 16;
   bytes: number;
+  /** The input's ICC profile was restored (pixels transformed back from sRGB and the profile attached). */
+  iccRestored?: boolean;
 }

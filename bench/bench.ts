@@ -1,0 +1,127 @@
+/**
+ * `npm run bench`: one JSON line per case. Each case runs in its own child process so peak RSS
+ * belongs to that case alone. The model is a generated SRVGGNetCompact (16 convs of 64 channels,
+ * PReLU, DepthToSpace ×4, random weights): the compute shape of realesr-general-x4v3's family.
+ *
+ * Fields: model, input (WxH), scale, tile, input_mp_per_s (whole pipeline: decode → tiles →
+ * encode), bare_ort_mp_per_s (the same model on the same input through a plain session, no
+ * pipeline; for inputs too large for one plain run, a 512×512 crop), efficiency (ratio),
+ * peak_rss_mb, event_loop_p99_ms (monitorEventLoopDelay during the pipeline run).
+ */
+import { fork } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import { Engine } from '../core/engine/engine';
+import { upscale } from '../core/upscale/upscale';
+import { buildSrvggCompact } from '../models/onnx/srvgg';
+
+interface BenchCase {
+  size: number;
+  tile: number;
+}
+
+const CASES: BenchCase[] = [
+  { size: 512, tile: 0 },
+  { size: 512, tile: 192 },
+  { size: 2048, tile: 0 },
+];
+const BARE_MAX_SIDE = 512;
+
+async function testImage(size: number): Promise<Buffer> {
+  // A gradient with noise: compresses like a photo, not like a flat fill.
+  const raw = Buffer.alloc(size * size * 3);
+  let seed = 12345;
+  for (let i = 0; i < raw.length; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const x = (i / 3) % size;
+    raw[i] = Math.min(255, (x * 255) / size * 0.8 + (seed >>> 24) * 0.2);
+  }
+  return sharp(raw, { raw: { width: size, height: size, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+}
+
+async function bareOrt(modelPath: string, size: number, threads: number): Promise<number> {
+  const session = await ort.InferenceSession.create(modelPath, { graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1 });
+  const data = new Float32Array(3 * size * size).map((_, i) => (i % 251) / 251);
+  const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', data, [1, 3, size, size]) };
+  await session.run(feeds); // warm-up
+  const t = performance.now();
+  await session.run(feeds);
+  const seconds = (performance.now() - t) / 1000;
+  await session.release();
+  return (size * size) / 1e6 / seconds;
+}
+
+async function runCase(c: BenchCase, modelPath: string): Promise<Record<string, unknown>> {
+  const threads = os.availableParallelism();
+  const input = await testImage(c.size);
+  const engine = new Engine({ providers: ['cpu'], threads, idleDisposeMs: 60_000 });
+  const params = { model: modelPath, tile_size: c.tile, format: 'png' };
+  // Warm-up on a small image loads the session, as a running server would have it.
+  await upscale(engine, await testImage(64), params);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const t = performance.now();
+  const result = await upscale(engine, input, params);
+  const seconds = (performance.now() - t) / 1000;
+  loop.disable();
+  await engine.close();
+  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const bareSide = Math.min(c.size, BARE_MAX_SIDE);
+  const bare = await bareOrt(modelPath, bareSide, threads);
+  const pipeline = (c.size * c.size) / 1e6 / seconds;
+  return {
+    model: path.basename(modelPath),
+    input: `${c.size}x${c.size}`,
+    scale: result.scale,
+    tile: c.tile || `auto:${result.tile_size}`,
+    tiles: result.tiles,
+    input_mp_per_s: round(pipeline),
+    bare_ort_mp_per_s: round(bare),
+    ...(bareSide !== c.size ? { bare_ort_input: `${bareSide}x${bareSide}` } : {}),
+    efficiency: round(pipeline / bare),
+    peak_rss_mb: Math.round(peakRssMb),
+    event_loop_p99_ms: round(loop.percentile(99) / 1e6),
+    seconds: round(seconds),
+    provider: result.provider,
+    threads,
+  };
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+async function parent(): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'superres-bench-'));
+  const modelPath = path.join(dir, 'srvgg-compact-x4.onnx');
+  await writeFile(modelPath, buildSrvggCompact({ scale: 4, numConv: 16, numFeat: 64, seed: 7 }));
+  const only = process.env.BENCH_CASES?.split(',').map(Number);
+  try {
+    for (const [i, c] of CASES.entries()) {
+      if (only && !only.includes(i)) continue;
+      const line = await new Promise<string>((resolve, reject) => {
+        const child = fork(__filename, ['--case', String(i), modelPath], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+        child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`bench case ${i} exited with ${code}`))));
+      });
+      process.stdout.write(`${line}\n`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--case') {
+  const c = CASES[Number(process.argv[3])]!;
+  runCase(c, process.argv[4]!).then(
+    (line) => { process.stdout.write(`${JSON.stringify(line)}\n`); },
+    (err: unknown) => { console.error(err); process.exitCode = 1; },
+  );
+} else {
+  parent().catch((err: unknown) => { console.error(err); process.exitCode = 1; });
+}

@@ -1,0 +1,76 @@
+/** Shapes shared by the engine's main-thread side and its inference workers. */
+
+export type ProviderName = 'cuda' | 'tensorrt' | 'webgpu' | 'cpu';
+
+/** What a session needs to be created; equal options share one session. */
+export interface SessionOptions {
+  /** Tried in order; the first that creates a session wins. CPU is always the last resort. */
+  providers: ProviderName[];
+  /** ONNX Runtime intra-op threads per session. */
+  threads: number;
+}
+
+/** Facts about a model that the file itself may not carry (catalog knowledge). */
+export interface ModelHints {
+  name?: string;
+  /** Native scale factor. Derived from a probe run when neither hints nor metadata give it. */
+  scale?: number;
+  /** Largest input value the model expects: 1 for 0..1 models, 255 for 0..255 models. */
+  valueRange?: 1 | 255;
+  /** Input sides must be a multiple of this (padded by reflection, cropped afterwards). */
+  multipleOf?: number;
+  /** Reflect-pad the whole image by this many pixels before inference (cropped afterwards). */
+  prePad?: number;
+  /** Smallest input side the model accepts. */
+  minSize?: number;
+}
+
+/** A model as the engine understands it: everything read from the file or derived from a probe. */
+export interface ModelInfo {
+  /** Absolute path of the model file. */
+  path: string;
+  name: string;
+  inputName: string;
+  outputName: string;
+  inputChannels: number;
+  outputChannels: number;
+  dtype: 'float32' | 'float16';
+  valueRange: 1 | 255;
+  scale: number;
+  /** Where `scale` came from: the catalog/caller, the model's metadata, or a probe run. */
+  scaleSource: 'hint' | 'metadata' | 'probe';
+  /** Fixed spatial input size, when the model declares one. */
+  fixedSize: { height: number; width: number } | null;
+  multipleOf: number;
+  prePad: number;
+  minSize: number;
+  /** Execution provider actually used for this session. */
+  provider: ProviderName;
+  /** Providers tried before `provider` worked, with the reason each failed. */
+  providerFallbacks: { provider: ProviderName; reason: string }[];
+  /** Largest channel count of any convolution, used to estimate memory per tile pixel. */
+  maxFeatureChannels: number;
+  metadata: Record<string, string>;
+  fileBytes: number;
+}
+
+/** Planar float tensor, NCHW with N = 1. */
+export interface TensorData {
+  data: Float32Array;
+  dims: [number, number, number, number];
+}
+
+export type WorkerRequest =
+  | { type: 'load'; id: number; key: string; path: string; options: SessionOptions; hints: ModelHints }
+  | { type: 'run'; id: number; key: string; input: TensorData }
+  | { type: 'unload'; id: number; key: string };
+
+export interface WorkerErrorPayload {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export type WorkerResponse =
+  | { id: number; ok: true; info?: ModelInfo; output?: TensorData }
+  | { id: number; ok: false; error: WorkerErrorPayload };

@@ -1,0 +1,240 @@
+/**
+ * Inference worker thread. ONNX Runtime's `run()` is synchronous in onnxruntime-node, so every
+ * session lives here and the host's event loop only ever exchanges messages with us.
+ * One request is handled at a time (the pool feeds us one by one); tensors cross by transfer.
+ */
+import { parentPort } from 'node:worker_threads';
+import { readFile, stat } from 'node:fs/promises';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { readModelFileFacts } from './model-file';
+import { fromFloat16Array, toFloat16Array } from './float16';
+import type { ModelHints, ModelInfo, ProviderName, SessionOptions, TensorData, WorkerErrorPayload, WorkerRequest, WorkerResponse } from './types';
+
+class WorkerError extends Error {
+  constructor(readonly code: string, message: string, readonly details?: Record<string, unknown>) {
+    super(message);
+  }
+}
+
+interface LoadedModel {
+  session: ort.InferenceSession;
+  info: ModelInfo;
+}
+
+const sessions = new Map<string, LoadedModel>();
+const port = parentPort;
+if (!port) throw new Error('core/engine/worker must run in a worker thread');
+
+port.on('message', (req: WorkerRequest) => {
+  handle(req).then(
+    (res) => reply(res),
+    (err: unknown) => reply({ id: req.id, ok: false, error: toPayload(err) }),
+  );
+});
+
+function reply(res: WorkerResponse): void {
+  const transfer = res.ok && res.output ? [res.output.data.buffer as ArrayBuffer] : [];
+  port!.postMessage(res, transfer);
+}
+
+async function handle(req: WorkerRequest): Promise<WorkerResponse> {
+  switch (req.type) {
+    case 'load': {
+      const existing = sessions.get(req.key);
+      if (existing) return { id: req.id, ok: true, info: existing.info };
+      const loaded = await loadModel(req.path, req.options, req.hints);
+      sessions.set(req.key, loaded);
+      return { id: req.id, ok: true, info: loaded.info };
+    }
+    case 'run': {
+      const loaded = sessions.get(req.key);
+      if (!loaded) throw new WorkerError('INTERNAL_ERROR', `Model session ${req.key} is not loaded in this worker`);
+      return { id: req.id, ok: true, output: await runTensor(loaded, req.input) };
+    }
+    case 'unload': {
+      const loaded = sessions.get(req.key);
+      sessions.delete(req.key);
+      if (loaded) await loaded.session.release();
+      return { id: req.id, ok: true };
+    }
+  }
+}
+
+async function loadModel(modelPath: string, options: SessionOptions, hints: ModelHints): Promise<LoadedModel> {
+  const bytes = await readModelBytes(modelPath);
+  let facts;
+  try {
+    facts = readModelFileFacts(bytes);
+  } catch (err) {
+    throw new WorkerError('MODEL_INVALID', `${modelPath} is not a valid ONNX model: ${(err as Error).message}`);
+  }
+  const { session, provider, fallbacks } = await createSession(bytes, modelPath, options);
+  try {
+    const info = await describeModel(session, modelPath, hints, facts, provider, fallbacks, bytes.byteLength);
+    return { session, info };
+  } catch (err) {
+    await session.release();
+    throw err;
+  }
+}
+
+async function readModelBytes(modelPath: string): Promise<Buffer> {
+  try {
+    const st = await stat(modelPath);
+    if (!st.isFile()) throw new WorkerError('MODEL_NOT_FOUND', `Model path is not a file: ${modelPath}`);
+    return await readFile(modelPath);
+  } catch (err) {
+    if (err instanceof WorkerError) throw err;
+    throw new WorkerError('MODEL_NOT_FOUND', `Model file not found: ${modelPath}`);
+  }
+}
+
+/** Tries each preferred provider in turn; CPU last. Reports which one worked and why others did not. */
+async function createSession(bytes: Buffer, modelPath: string, options: SessionOptions) {
+  const order: ProviderName[] = [...options.providers.filter((p) => p !== 'cpu'), 'cpu'];
+  const fallbacks: { provider: ProviderName; reason: string }[] = [];
+  for (const provider of order) {
+    try {
+      const session = await ort.InferenceSession.create(bytes, {
+        executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: options.threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+      });
+      return { session, provider, fallbacks };
+    } catch (err) {
+      const reason = (err as Error).message.split('\n')[0] ?? String(err);
+      if (provider === 'cpu') {
+        throw new WorkerError('MODEL_INVALID', `ONNX Runtime could not load ${modelPath}: ${reason}`, { fallbacks });
+      }
+      fallbacks.push({ provider, reason });
+    }
+  }
+  throw new WorkerError('INTERNAL_ERROR', 'No execution provider available');
+}
+
+function tensorMeta(list: readonly ort.InferenceSession.ValueMetadata[], what: string, modelPath: string) {
+  const meta = list[0];
+  if (!meta || !meta.isTensor) throw new WorkerError('MODEL_INVALID', `${modelPath}: first ${what} is not a tensor`);
+  if (meta.shape.length !== 4) {
+    throw new WorkerError('MODEL_INVALID', `${modelPath}: ${what} "${meta.name}" has rank ${meta.shape.length}; an image model needs NCHW (rank 4)`);
+  }
+  if (meta.type !== 'float32' && meta.type !== 'float16') {
+    throw new WorkerError('MODEL_INVALID', `${modelPath}: ${what} "${meta.name}" is ${meta.type}; only float32 and float16 models are supported`);
+  }
+  return meta;
+}
+
+function numberOr(value: string | undefined, fallback: number): number {
+  const n = value === undefined ? NaN : Number(value);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+async function describeModel(
+  session: ort.InferenceSession,
+  modelPath: string,
+  hints: ModelHints,
+  facts: ReturnType<typeof readModelFileFacts>,
+  provider: ProviderName,
+  providerFallbacks: { provider: ProviderName; reason: string }[],
+  fileBytes: number,
+): Promise<ModelInfo> {
+  const input = tensorMeta(session.inputMetadata, 'input', modelPath);
+  const output = tensorMeta(session.outputMetadata, 'output', modelPath);
+  const md = facts.metadata;
+  const inChannels = typeof input.shape[1] === 'number' ? input.shape[1] : 3;
+  if (inChannels !== 3 && inChannels !== 1) {
+    throw new WorkerError('MODEL_INVALID', `${modelPath}: input has ${inChannels} channels; expected 1 or 3`);
+  }
+  const [h, w] = [input.shape[2], input.shape[3]];
+  const fixedSize = typeof h === 'number' && typeof w === 'number' && h > 0 && w > 0 ? { height: h, width: w } : null;
+  const rangeText = md['superres.value_range'];
+  const info: ModelInfo = {
+    path: modelPath,
+    name: hints.name ?? md['superres.name'] ?? path.basename(modelPath).replace(/\.onnx$/i, ''),
+    inputName: input.name,
+    outputName: output.name,
+    inputChannels: inChannels,
+    outputChannels: typeof output.shape[1] === 'number' ? output.shape[1] : inChannels,
+    dtype: input.type === 'float16' ? 'float16' : 'float32',
+    valueRange: hints.valueRange ?? (rangeText === '0-255' ? 255 : 1),
+    scale: 0,
+    scaleSource: 'probe',
+    fixedSize,
+    multipleOf: hints.multipleOf ?? numberOr(md['superres.multiple_of'], 1),
+    prePad: hints.prePad ?? numberOr(md['superres.pre_pad'], 0),
+    minSize: hints.minSize ?? numberOr(md['superres.min_size'], 1),
+    provider,
+    providerFallbacks,
+    maxFeatureChannels: Math.max(facts.maxFeatureChannels, 3),
+    metadata: md,
+    fileBytes,
+  };
+  const declared = hints.scale ?? numberOr(md['superres.scale'], 0);
+  if (declared > 0) {
+    info.scale = declared;
+    info.scaleSource = hints.scale ? 'hint' : 'metadata';
+  }
+  await probe(session, info);
+  return info;
+}
+
+/**
+ * Runs the model on small inputs to learn (or check) its scale and output channels. Two sizes
+ * are used so a model whose output is not a whole multiple of its input is caught here rather
+ * than producing a misaligned image later.
+ */
+async function probe(session: ort.InferenceSession, info: ModelInfo): Promise<void> {
+  const step = Math.max(info.multipleOf, 8);
+  const base = Math.ceil(Math.max(16, info.minSize) / step) * step;
+  const sizes = info.fixedSize ? [info.fixedSize.height] : [base, base + step];
+  const outs: number[] = [];
+  for (const size of sizes) {
+    const hw = info.fixedSize ?? { height: size, width: size };
+    const data = new Float32Array(info.inputChannels * hw.height * hw.width).fill(0.5 * info.valueRange);
+    const out = await runTensor({ session, info }, { data, dims: [1, info.inputChannels, hw.height, hw.width] });
+    info.outputChannels = out.dims[1];
+    outs.push(out.dims[2]);
+  }
+  const scale = sizes.length === 2 ? (outs[1]! - outs[0]!) / (sizes[1]! - sizes[0]!) : outs[0]! / sizes[0]!;
+  const whole = Number.isInteger(scale) && scale >= 1 && outs[0] === scale * sizes[0]!;
+  if (!whole) {
+    throw new WorkerError('MODEL_INVALID', `${info.path}: output size ${outs.join('/')} for input ${sizes.join('/')} is not a whole multiple of the input; models that crop their border need catalog hints`);
+  }
+  if (info.scale && info.scale !== scale) {
+    throw new WorkerError('MODEL_INVALID', `${info.path}: declared scale ${info.scale} but the model upscales ×${scale}`);
+  }
+  info.scale = scale;
+  if (info.outputChannels !== 3 && info.outputChannels !== 1) {
+    throw new WorkerError('MODEL_INVALID', `${info.path}: output has ${info.outputChannels} channels; expected 1 or 3`);
+  }
+}
+
+async function runTensor(loaded: LoadedModel, input: TensorData): Promise<TensorData> {
+  const { session, info } = loaded;
+  const tensor = info.dtype === 'float16'
+    ? new ort.Tensor('float16', toFloat16Array(input.data), input.dims)
+    : new ort.Tensor('float32', input.data, input.dims);
+  let results: ort.InferenceSession.ReturnType;
+  try {
+    results = await session.run({ [info.inputName]: tensor });
+  } catch (err) {
+    throw new WorkerError('INTERNAL_ERROR', `Inference failed on a ${input.dims[3]}x${input.dims[2]} tile: ${(err as Error).message.split('\n')[0]}. A smaller tile_size may help.`);
+  }
+  const out = results[info.outputName]!;
+  for (const name of Object.keys(results)) if (name !== info.outputName) results[name]!.dispose();
+  const dims = out.dims as readonly number[];
+  if (dims.length !== 4) throw new WorkerError('MODEL_INVALID', `${info.path}: output rank ${dims.length}, expected 4`);
+  const raw = out.data;
+  // Copy into a buffer we own so it can be transferred to the host thread.
+  const data = raw instanceof Uint16Array ? fromFloat16Array(raw) : new Float32Array(raw as Float32Array);
+  out.dispose();
+  return { data, dims: [dims[0]!, dims[1]!, dims[2]!, dims[3]!] };
+}
+
+function toPayload(err: unknown): WorkerErrorPayload {
+  if (err instanceof WorkerError) return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
+  return { code: 'INTERNAL_ERROR', message: err instanceof Error ? err.message : String(err) };
+}
