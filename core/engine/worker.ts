@@ -7,8 +7,9 @@ import { parentPort } from 'node:worker_threads';
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { readModelFileFacts } from './model-file';
-import { fromFloat16Array, toFloat16Array } from './float16';
+import { SuperresError } from '../errors';
+import { decodeModel, parseSuperresMetadata } from '../../models/onnx/inspect';
+import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../../models/onnx/float16';
 import type { ModelHints, ModelInfo, ProviderName, SessionOptions, TensorData, WorkerErrorPayload, WorkerRequest, WorkerResponse } from './types';
 
 class WorkerError extends Error {
@@ -23,6 +24,13 @@ interface LoadedModel {
 }
 
 const sessions = new Map<string, LoadedModel>();
+/** Providers whose libraries failed to load in this worker; not retried for every model. */
+const unavailableProviders = new Map<ProviderName, string>();
+// ORT logs every failed GPU-provider load at error level; those failures are expected on most
+// machines and reported through ModelInfo.providerFallbacks, so its own log stays at fatal
+// unless SUPERRES_ORT_LOG_LEVEL asks for more (verbose|info|warning|error|fatal).
+ort.env.logLevel = (process.env.SUPERRES_ORT_LOG_LEVEL as typeof ort.env.logLevel | undefined) ?? 'fatal';
+
 const port = parentPort;
 if (!port) throw new Error('core/engine/worker must run in a worker thread');
 
@@ -63,12 +71,7 @@ async function handle(req: WorkerRequest): Promise<WorkerResponse> {
 
 async function loadModel(modelPath: string, options: SessionOptions, hints: ModelHints): Promise<LoadedModel> {
   const bytes = await readModelBytes(modelPath);
-  let facts;
-  try {
-    facts = readModelFileFacts(bytes);
-  } catch (err) {
-    throw new WorkerError('MODEL_INVALID', `${modelPath} is not a valid ONNX model: ${(err as Error).message}`);
-  }
+  const facts = readModelFileFacts(bytes, modelPath);
   const { session, provider, fallbacks } = await createSession(bytes, modelPath, options);
   try {
     const info = await describeModel(session, modelPath, hints, facts, provider, fallbacks, bytes.byteLength);
@@ -77,6 +80,31 @@ async function loadModel(modelPath: string, options: SessionOptions, hints: Mode
     await session.release();
     throw err;
   }
+}
+
+interface ModelFileFacts {
+  metadata: Record<string, string>;
+  meta: ReturnType<typeof parseSuperresMetadata>;
+  /** Widest convolution (output channels of any 4-D initializer), for memory estimates. */
+  maxFeatureChannels: number;
+}
+
+/** What ONNX Runtime does not expose: metadata_props and initializer shapes. */
+function readModelFileFacts(bytes: Uint8Array, modelPath: string): ModelFileFacts {
+  let model;
+  try {
+    model = decodeModel(bytes);
+  } catch (err) {
+    throw new WorkerError('MODEL_INVALID', `${modelPath} is not a valid ONNX model: ${(err as Error).message}`);
+  }
+  const metadata: Record<string, string> = {};
+  for (const p of model.metadataProps ?? []) if (p.key) metadata[p.key] = p.value ?? '';
+  let maxFeatureChannels = 0;
+  for (const init of model.graph?.initializer ?? []) {
+    const dims = init.dims ?? [];
+    if (dims.length === 4) maxFeatureChannels = Math.max(maxFeatureChannels, Number(dims[0]));
+  }
+  return { metadata, meta: parseSuperresMetadata(metadata), maxFeatureChannels };
 }
 
 async function readModelBytes(modelPath: string): Promise<Buffer> {
@@ -95,6 +123,11 @@ async function createSession(bytes: Buffer, modelPath: string, options: SessionO
   const order: ProviderName[] = [...options.providers.filter((p) => p !== 'cpu'), 'cpu'];
   const fallbacks: { provider: ProviderName; reason: string }[] = [];
   for (const provider of order) {
+    const knownFailure = unavailableProviders.get(provider);
+    if (knownFailure) {
+      fallbacks.push({ provider, reason: knownFailure });
+      continue;
+    }
     try {
       const session = await ort.InferenceSession.create(bytes, {
         executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
@@ -102,6 +135,9 @@ async function createSession(bytes: Buffer, modelPath: string, options: SessionO
         intraOpNumThreads: options.threads,
         interOpNumThreads: 1,
         executionMode: 'sequential',
+        // A missing GPU provider is expected on most machines: keep ORT's own error log quiet
+        // and report the reason in ModelInfo.providerFallbacks instead.
+        ...(provider === 'cpu' ? {} : { logSeverityLevel: 4 as const }),
       });
       return { session, provider, fallbacks };
     } catch (err) {
@@ -110,6 +146,7 @@ async function createSession(bytes: Buffer, modelPath: string, options: SessionO
         throw new WorkerError('MODEL_INVALID', `ONNX Runtime could not load ${modelPath}: ${reason}`, { fallbacks });
       }
       fallbacks.push({ provider, reason });
+      if (/load library|not (supported|available|found)|cannot open shared object/i.test(reason)) unavailableProviders.set(provider, reason);
     }
   }
   throw new WorkerError('INTERNAL_ERROR', 'No execution provider available');
@@ -136,21 +173,24 @@ async function describeModel(
   session: ort.InferenceSession,
   modelPath: string,
   hints: ModelHints,
-  facts: ReturnType<typeof readModelFileFacts>,
+  facts: ModelFileFacts,
   provider: ProviderName,
   providerFallbacks: { provider: ProviderName; reason: string }[],
   fileBytes: number,
 ): Promise<ModelInfo> {
+  if (session.inputNames.length !== 1) {
+    throw new WorkerError('MODEL_INVALID', `${modelPath}: has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); an upscaling model takes one image tensor`);
+  }
   const input = tensorMeta(session.inputMetadata, 'input', modelPath);
   const output = tensorMeta(session.outputMetadata, 'output', modelPath);
   const md = facts.metadata;
+  const meta = facts.meta;
   const inChannels = typeof input.shape[1] === 'number' ? input.shape[1] : 3;
   if (inChannels !== 3 && inChannels !== 1) {
     throw new WorkerError('MODEL_INVALID', `${modelPath}: input has ${inChannels} channels; expected 1 or 3`);
   }
   const [h, w] = [input.shape[2], input.shape[3]];
   const fixedSize = typeof h === 'number' && typeof w === 'number' && h > 0 && w > 0 ? { height: h, width: w } : null;
-  const rangeText = md['superres.value_range'];
   const info: ModelInfo = {
     path: modelPath,
     name: hints.name ?? md['superres.name'] ?? path.basename(modelPath).replace(/\.onnx$/i, ''),
@@ -159,12 +199,12 @@ async function describeModel(
     inputChannels: inChannels,
     outputChannels: typeof output.shape[1] === 'number' ? output.shape[1] : inChannels,
     dtype: input.type === 'float16' ? 'float16' : 'float32',
-    valueRange: hints.valueRange ?? (rangeText === '0-255' ? 255 : 1),
+    valueRange: hints.valueRange ?? (meta.valueRange === '0-255' ? 255 : 1),
     scale: 0,
     scaleSource: 'probe',
     fixedSize,
-    multipleOf: hints.multipleOf ?? numberOr(md['superres.multiple_of'], 1),
-    prePad: hints.prePad ?? numberOr(md['superres.pre_pad'], 0),
+    multipleOf: hints.multipleOf ?? meta.multipleOf ?? 1,
+    prePad: hints.prePad ?? meta.prePad ?? 0,
     minSize: hints.minSize ?? numberOr(md['superres.min_size'], 1),
     provider,
     providerFallbacks,
@@ -172,7 +212,7 @@ async function describeModel(
     metadata: md,
     fileBytes,
   };
-  const declared = hints.scale ?? numberOr(md['superres.scale'], 0);
+  const declared = hints.scale ?? meta.scale ?? 0;
   if (declared > 0) {
     info.scale = declared;
     info.scaleSource = hints.scale ? 'hint' : 'metadata';
@@ -215,7 +255,7 @@ async function probe(session: ort.InferenceSession, info: ModelInfo): Promise<vo
 async function runTensor(loaded: LoadedModel, input: TensorData): Promise<TensorData> {
   const { session, info } = loaded;
   const tensor = info.dtype === 'float16'
-    ? new ort.Tensor('float16', toFloat16Array(input.data), input.dims)
+    ? new ort.Tensor('float16', float32ArrayToFloat16(input.data), input.dims)
     : new ort.Tensor('float32', input.data, input.dims);
   let results: ort.InferenceSession.ReturnType;
   try {
@@ -229,12 +269,14 @@ async function runTensor(loaded: LoadedModel, input: TensorData): Promise<Tensor
   if (dims.length !== 4) throw new WorkerError('MODEL_INVALID', `${info.path}: output rank ${dims.length}, expected 4`);
   const raw = out.data;
   // Copy into a buffer we own so it can be transferred to the host thread.
-  const data = raw instanceof Uint16Array ? fromFloat16Array(raw) : new Float32Array(raw as Float32Array);
+  const data = raw instanceof Uint16Array ? float16ArrayToFloat32(raw) : new Float32Array(raw as Float32Array);
   out.dispose();
   return { data, dims: [dims[0]!, dims[1]!, dims[2]!, dims[3]!] };
 }
 
 function toPayload(err: unknown): WorkerErrorPayload {
-  if (err instanceof WorkerError) return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
+  if (err instanceof WorkerError || err instanceof SuperresError) {
+    return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
+  }
   return { code: 'INTERNAL_ERROR', message: err instanceof Error ? err.message : String(err) };
 }
