@@ -101,7 +101,7 @@ async function parent(): Promise<void> {
   await writeFile(modelPath, buildSrvggCompact({ scale: 4, numConv: 16, numFeat: 64, seed: 7 }));
   const only = process.env.BENCH_CASES?.split(',').map(Number);
   try {
-    for (const [i, c] of CASES.entries()) {
+    for (const i of CASES.keys()) {
       if (only && !only.includes(i)) continue;
       const line = await new Promise<string>((resolve, reject) => {
         const child = fork(__filename, ['--case', String(i), modelPath], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });

@@ -173,7 +173,7 @@ main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
     const e = toSuperresError(err);
-    process.stderr.write(`\nerror ${e.code}: ${e.message}\n`);
+    process.stderr.write(`error ${e.code}: ${e.message}\n`);
     process.exitCode = e.code === 'CANCELLED' ? 130 : 1;
   },
 );

@@ -137,9 +137,15 @@ export class WorkerPool {
       return Promise.reject(new SuperresError('QUEUE_FULL', `The inference queue is full (${this.options.maxQueuedRuns} waiting); try again later or raise maxQueuedRuns`));
     }
     return new Promise<TensorData>((resolve, reject) => {
-      const job: RunJob = { key, load, input, signal, resolve, reject };
+      const onAbort = () => this.dropQueued(job);
+      // The listener only matters while the job waits; it is removed once the job settles.
+      const settle = <T>(fn: (v: T) => void) => (v: T) => {
+        signal?.removeEventListener('abort', onAbort);
+        fn(v);
+      };
+      const job: RunJob = { key, load, input, signal, resolve: settle(resolve), reject: settle(reject) };
       this.queue.push(job);
-      signal?.addEventListener('abort', () => this.dropQueued(job), { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.dispatch();
     });
   }

@@ -246,14 +246,17 @@ function collectBody(
   res.on('data', (chunk: Buffer) => {
     received += chunk.length;
     if (received > policy.maxBytes) {
-      res.destroy(tooLarge(url, policy)); // stop reading at once; reject via 'error'
+      reject(tooLarge(url, policy)); // settle first: destroying also emits 'close' and maybe 'error'
+      res.destroy();
       return;
     }
     chunks.push(chunk);
   });
   res.on('error', reject);
-  res.on('aborted', () => reject(new SuperresError('FETCH_FAILED', `Connection closed early fetching ${redactUrl(url)}`, { url: redactUrl(url) })));
   res.on('end', () => resolve({ kind: 'body', body: Buffer.concat(chunks, received) }));
+  res.on('close', () => {
+    if (!res.complete) reject(new SuperresError('FETCH_FAILED', `Connection closed early fetching ${redactUrl(url)}`, { url: redactUrl(url) }));
+  });
 }
 
 function tooLarge(url: URL, policy: FetchPolicy, declared?: number): SuperresError {

@@ -149,7 +149,7 @@ function planUpscale(engine: Engine, handle: ModelHandle, decoded: DecodedImage,
   const info = handle.info;
   const { width: w, height: h } = decoded.pixels;
   const s = info.scale;
-  const passes = countPasses(s, p, w, h, info.name);
+  const passes = countPasses(s, p, info.name);
   const native = s ** passes;
   const target = targetSize(w, h, native, p);
   const limit = engine.config.limits.maxOutputPixels;
@@ -176,22 +176,20 @@ function planUpscale(engine: Engine, handle: ModelHandle, decoded: DecodedImage,
   return { passes, target, tileSize, totalTiles, alpha, passPlans, prePad };
 }
 
-/** How many model passes reach the request: `scale` must be a power of the native scale; other sizes chain then resize. */
-function countPasses(s: number, p: UpscaleParams, w: number, h: number, name: string): number {
-  if (p.scale !== undefined) {
-    if (s === 1) {
-      if (p.scale === 1) return 1;
-      throw new SuperresError('INVALID_PARAMETERS', `Model ${name} does not change the size (x1), so it cannot do scale ${p.scale}; use outscale ${p.scale} to resize its result`);
-    }
-    for (let k = 1, f = s; k <= 3; k++, f *= s) if (f === p.scale) return k;
-    const can = [s, s * s, s * s * s].filter((f) => f <= 64);
-    throw new SuperresError('INVALID_PARAMETERS', `Model ${name} upscales x${s}; with it, scale can be ${can.join(', ')}. Use outscale for other factors (the result is resized).`, { native_scale: s, possible_scales: can });
+/**
+ * How many model passes reach the request. `scale` must be the native scale or a power of it
+ * (chaining, e.g. 8 with a x2 model); `outscale`, `width` and `height` take one pass and resize,
+ * as Real-ESRGAN's `outscale` does.
+ */
+function countPasses(s: number, p: UpscaleParams, name: string): number {
+  if (p.scale === undefined) return 1;
+  if (s === 1) {
+    if (p.scale === 1) return 1;
+    throw new SuperresError('INVALID_PARAMETERS', `Model ${name} does not change the size (x1), so it cannot do scale ${p.scale}; use outscale ${p.scale} to resize its result`);
   }
-  const wanted = p.outscale ?? (p.width !== undefined ? p.width / w : p.height !== undefined ? p.height / h : s);
-  if (s === 1 || wanted <= s) return 1;
-  let k = 1;
-  while (s ** k < wanted - 1e-9 && k < 3) k++;
-  return k;
+  for (let k = 1, f = s; k <= 3; k++, f *= s) if (f === p.scale) return k;
+  const can = [s, s * s, s * s * s].filter((f) => f <= 64);
+  throw new SuperresError('INVALID_PARAMETERS', `Model ${name} upscales x${s}; with it, scale can be ${can.join(', ')}. Use outscale for other factors (the result is resized).`, { native_scale: s, possible_scales: can });
 }
 
 function targetSize(w: number, h: number, native: number, p: UpscaleParams): { width: number; height: number } {
