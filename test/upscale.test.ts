@@ -11,6 +11,7 @@ import { decodeImage } from '../core/image/decode';
 import type { PixelImage } from '../core/image/types';
 import { upscale, type UpscaleProgress } from '../core/upscale/upscale';
 import * as img from './fixtures/images';
+import { OnnxGraphBuilder } from '../models/onnx/builder';
 import { NEAREST_255_CLIP, nearestModel, receptiveFieldModel, receptiveFieldRadius, srvggModel, tempModelDir, writeModel } from './fixtures/models';
 
 const LIMITS = { maxInputPixels: 1e9, maxOutputPixels: 1e9, maxInputBytes: 1e9 };
@@ -126,6 +127,26 @@ describe('upscale', function () {
     const r = await upscale(engine, input, { model });
     assert.ok(r.tiles > 1);
     assert.equal(maxDiff(await pixelsOf(r.data), nearest(await pixelsOf(input), 2)), 0);
+  });
+
+  it('pads for models that crop their border (waifu2x/Real-CUGAN style), tiled or not', async () => {
+    // y = nearest×2(x[k:-k, k:-k]): the output is 2·(in − 2k), like waifu2x's unpadded convs.
+    const k = 3;
+    const g = new OnnxGraphBuilder({ graphName: 'crop_nearest' });
+    const x = g.input('input', 'float32', [1, 3, 'H', 'W']);
+    const cropped = g.slice(x, { starts: [k, k], ends: [-k, -k], axes: [2, 3] });
+    g.output(g.resize(cropped, { scales: 2, mode: 'nearest', coordinateTransformationMode: 'asymmetric', nearestMode: 'floor' }), 'float32', [1, 3, null, null], 'output');
+    const model = writeModel(dir, 'crop3', g.toBuffer());
+    const h = await engine.acquireModel(model);
+    assert.equal(h.info.shrink, k);
+    assert.equal(h.info.scale, 2);
+    h.release();
+    const input = await noisyPng(70, 45, 5);
+    const expected = nearest(await pixelsOf(input), 2);
+    for (const tile_size of [0, 20]) {
+      const r = await upscale(engine, input, { model, tile_size });
+      assert.equal(maxDiff(await pixelsOf(r.data), expected), 0, `tile_size ${tile_size}`);
+    }
   });
 
   it('feeds 0..255 models in their range', async () => {

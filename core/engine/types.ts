@@ -44,6 +44,11 @@ export interface ModelInfo {
   multipleOf: number;
   prePad: number;
   minSize: number;
+  /**
+   * Input pixels per side the model drops from its output (waifu2x, Real-CUGAN): its output is
+   * scale·(in − 2·shrink). Found by the probe run; the tiler reads that much more around tiles.
+   */
+  shrink: number;
   /** Execution provider actually used for this session. */
   provider: ProviderName;
   /** Providers tried before `provider` worked, with the reason each failed. */

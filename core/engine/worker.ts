@@ -204,6 +204,7 @@ async function describeModel(
     scaleSource: 'probe',
     fixedSize,
     multipleOf: hints.multipleOf ?? meta.multipleOf ?? 1,
+    shrink: 0,
     prePad: hints.prePad ?? meta.prePad ?? 0,
     minSize: hints.minSize ?? numberOr(md['superres.min_size'], 1),
     provider,
@@ -222,13 +223,13 @@ async function describeModel(
 }
 
 /**
- * Runs the model on small inputs to learn (or check) its scale and output channels. Two sizes
- * are used so a model whose output is not a whole multiple of its input is caught here rather
- * than producing a misaligned image later.
+ * Runs the model on small inputs to learn (or check) its scale, border crop and output
+ * channels. Two sizes tell `out = scale·in − 2·shrink·scale` apart from a plain multiple:
+ * models such as waifu2x and Real-CUGAN drop a border and expect the image to be pre-padded.
  */
 async function probe(session: ort.InferenceSession, info: ModelInfo): Promise<void> {
   const step = Math.max(info.multipleOf, 8);
-  const base = Math.ceil(Math.max(16, info.minSize) / step) * step;
+  const base = Math.ceil(Math.max(64, info.minSize) / step) * step;
   const sizes = info.fixedSize ? [info.fixedSize.height] : [base, base + step];
   const outs: number[] = [];
   for (const size of sizes) {
@@ -239,14 +240,16 @@ async function probe(session: ort.InferenceSession, info: ModelInfo): Promise<vo
     outs.push(out.dims[2]);
   }
   const scale = sizes.length === 2 ? (outs[1]! - outs[0]!) / (sizes[1]! - sizes[0]!) : outs[0]! / sizes[0]!;
-  const whole = Number.isInteger(scale) && scale >= 1 && outs[0] === scale * sizes[0]!;
-  if (!whole) {
-    throw new WorkerError('MODEL_INVALID', `${info.path}: output size ${outs.join('/')} for input ${sizes.join('/')} is not a whole multiple of the input; models that crop their border need catalog hints`);
+  const cropped = scale * sizes[0]! - outs[0]!; // output pixels lost over both borders
+  const shrink = cropped / (2 * scale); // in input pixels per side
+  if (!Number.isInteger(scale) || scale < 1 || !Number.isInteger(shrink) || shrink < 0) {
+    throw new WorkerError('MODEL_INVALID', `${info.path}: output size ${outs.join('/')} for input ${sizes.join('/')} is neither a whole multiple of the input nor one with a whole-pixel border crop`);
   }
   if (info.scale && info.scale !== scale) {
     throw new WorkerError('MODEL_INVALID', `${info.path}: declared scale ${info.scale} but the model upscales ×${scale}`);
   }
   info.scale = scale;
+  info.shrink = shrink;
   if (info.outputChannels !== 3 && info.outputChannels !== 1) {
     throw new WorkerError('MODEL_INVALID', `${info.path}: output has ${info.outputChannels} channels; expected 1 or 3`);
   }

@@ -34,6 +34,7 @@ export interface TilePlan {
 export function planTiles(width: number, height: number, info: ModelInfo, s: TileSettings): TilePlan {
   const vw = width + 2 * s.prePad;
   const vh = height + 2 * s.prePad;
+  const k = info.shrink;
   let pad = s.tilePad;
   let tileW = s.tileSize;
   let tileH = s.tileSize;
@@ -44,7 +45,14 @@ export function planTiles(width: number, height: number, info: ModelInfo, s: Til
     tileW = info.fixedSize.width - 2 * pad;
     tileH = info.fixedSize.height - 2 * pad;
   }
-  return { rows: planAxis(vh, tileH, s.overlap), cols: planAxis(vw, tileW, s.overlap), pad, width: vw, height: vh };
+  if (info.fixedSize) {
+    tileW -= 2 * k;
+    tileH -= 2 * k;
+  }
+  // Cores live inside [k, size − k): a border-cropping model cannot produce the outer k pixels,
+  // which is why such a model needs prePad ≥ shrink (the upscale plan guarantees it).
+  const axis = (size: number, tile: number) => planAxis(size - 2 * k, tile, s.overlap).map((g) => ({ start: g.start + k, end: g.end + k }));
+  return { rows: axis(vh, tileH), cols: axis(vw, tileW), pad: pad + k, width: vw, height: vh };
 }
 
 export interface TiledSource {
@@ -153,15 +161,16 @@ export async function runTiled(handle: ModelHandle, source: TiledSource, run: Ti
     const wy = axisWeights(plan.rows, job.row, s);
     const wx = axisWeights(plan.cols, job.col, s);
     const [, oc, oh, ow] = result.dims;
-    const expectedH = (job.rowRead.end - job.rowRead.start) * s;
-    const expectedW = (job.colRead.end - job.colRead.start) * s;
+    const k = info.shrink;
+    const expectedH = (job.rowRead.end - job.rowRead.start - 2 * k) * s;
+    const expectedW = (job.colRead.end - job.colRead.start - 2 * k) * s;
     if (oh !== expectedH || ow !== expectedW) {
       throw new Error(`model returned ${ow}x${oh} for a tile that should give ${expectedW}x${expectedH}`);
     }
     const plane = oh * ow;
     const data = result.data;
-    const offY = (rowSeg.start - job.rowRead.start) * s;
-    const offX = (colSeg.start - job.colRead.start) * s;
+    const offY = (rowSeg.start - job.rowRead.start - k) * s;
+    const offX = (colSeg.start - job.colRead.start - k) * s;
     const x0 = colSeg.start * s;
     const b = band!;
     for (let j = 0; j < wy.length; j++) {

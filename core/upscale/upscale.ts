@@ -158,7 +158,8 @@ function planUpscale(engine: Engine, handle: ModelHandle, decoded: DecodedImage,
       throw new SuperresError('IMAGE_TOO_LARGE', `${what} would be ${ow}x${oh} (${(ow * oh / 1e6).toFixed(1)} MP), over the limit of ${(limit / 1e6).toFixed(1)} MP; use a smaller scale or input, or raise maxOutputPixels`, { width: ow, height: oh, max_output_pixels: limit });
     }
   }
-  const prePad = p.pre_pad ?? info.prePad;
+  // A border-cropping model (shrink > 0) needs at least that much padding to cover the image's edge.
+  const prePad = Math.max(p.pre_pad ?? info.prePad, info.shrink);
   const budget = engine.config.tileMemoryMB * 1024 * 1024;
   let tileSize = p.tile_size || autoTileSize(budget, info.maxFeatureChannels, s, info.outputChannels);
   if (p.tile_size === 0) tileSize = Math.min(tileSize, Math.max(w, h) * s ** (passes - 1) + 2 * prePad);
