@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { SuperresError, toSuperresError } from '../errors';
 import { EngineConfigSchema, type EngineConfig, type EngineConfigInput } from './config';
 import { WorkerPool } from './pool';
-import type { ModelHints, ModelInfo, TensorData } from './types';
+import type { ModelHints, ModelInfo, ModelResolver, ResolveOptions, ResolvedModel, TensorData } from './types';
 
 interface SessionEntry {
   key: string;
@@ -50,6 +50,7 @@ export class Engine {
   private readonly pool: WorkerPool;
   private readonly sessions = new Map<string, SessionEntry>();
   private closed = false;
+  private resolver: ModelResolver | null = null;
 
   constructor(config: EngineConfigInput = {}) {
     const parsed = EngineConfigSchema.safeParse(config);
@@ -58,6 +59,20 @@ export class Engine {
     }
     this.config = parsed.data;
     this.pool = new WorkerPool({ workers: this.config.workers, maxQueuedRuns: this.config.maxQueuedRuns });
+  }
+
+  /** Lets requests name models (catalog or installed) instead of passing .onnx paths. */
+  setModelResolver(resolver: ModelResolver | null): void {
+    this.resolver = resolver;
+  }
+
+  /** An .onnx path stays as it is; any other name goes to the model resolver. */
+  async resolveModel(model: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
+    if (/\.onnx$/i.test(model)) return { path: model, hints: {}, name: model };
+    if (!this.resolver) {
+      throw new SuperresError('MODEL_NOT_FOUND', `"${model}" is not an .onnx file and this engine has no model manager to look names up; pass a path to an .onnx model`);
+    }
+    return this.resolver.resolve(model, opts);
   }
 
   /** Loads (or reuses) the session for a model file. */

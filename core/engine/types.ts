@@ -25,6 +25,23 @@ export interface ModelHints {
   minSize?: number;
 }
 
+export interface ResolveOptions {
+  signal?: AbortSignal;
+  /** Human-readable progress while a model is being fetched or converted. */
+  onProgress?: (message: string) => void;
+}
+
+export interface ResolvedModel {
+  path: string;
+  hints: ModelHints;
+  name: string;
+}
+
+/** Turns a model name into an ONNX file (the model manager implements it; core stays free of catalogs). */
+export interface ModelResolver {
+  resolve(name: string, opts?: ResolveOptions): Promise<ResolvedModel>;
+}
+
 /** A model as the engine understands it: everything read from the file or derived from a probe. */
 export interface ModelInfo {
   /** Absolute path of the model file. */

@@ -14,7 +14,7 @@ export const AlphaModeSchema = z.enum(['model', 'resize']);
 
 export const UpscaleParamsSchema = z.object({
   model: z.string().min(1).optional()
-    .describe('Model to use: a path to an .onnx file (default: the engine\'s default model)'),
+    .describe('Model to use: a catalog or installed model name, or a path to an .onnx file (default: the engine\'s default model)'),
   scale: z.coerce.number().int().min(1).max(64).optional()
     .describe('Exact factor reached with the model alone: its native scale or a power of it by chaining (e.g. 8 with a x2 model)'),
   outscale: z.coerce.number().positive().max(16).optional()

