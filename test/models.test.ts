@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -222,5 +223,44 @@ describe('model downloads over http', function () {
     const refused = await rejectsWith(downloadFile('http://127.0.0.1:1/x.pth', path.join(dir, 'f.bin')), 'FETCH_FAILED');
     assert.match(refused.message, /127\.0\.0\.1:1/);
     assert.deepEqual(readdirSync(dir).filter((f) => !f.startsWith('a.bin')), [], 'no partial files left');
+  });
+});
+
+describe('superres models (cli)', function () {
+  this.timeout(60_000);
+  const cli = path.join(__dirname, '..', 'cli', 'superres.js');
+  let home: string;
+  const run = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [cli, ...args], { env: { ...process.env, SUPERRES_HOME: home } }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+
+  before(() => { home = mkdtempSync(path.join(os.tmpdir(), 'superres-cli-home-')); });
+  after(() => rmSync(home, { recursive: true, force: true }));
+
+  it('imports, lists, describes, uses and removes a model', async () => {
+    const file = writeModel(home, 'shrink-x2', nearestModel(2));
+    const imported = await run(['models', 'import', file, '--name', 'my-model', '--json']);
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.equal(JSON.parse(imported.stdout).name, 'my-model');
+    const list = JSON.parse((await run(['models', 'list', '--json'])).stdout) as { local_models: number; available_models: { name: string; available: boolean }[] };
+    assert.equal(list.local_models, 1);
+    assert.ok(list.available_models.some((m) => m.name === 'my-model' && m.available));
+    const text = await run(['models', 'list']);
+    assert.match(text.stdout, /\* my-model/);
+    const info = JSON.parse((await run(['models', 'info', 'my-model', '--json'])).stdout) as { path: string };
+    assert.equal(info.path, path.join(home, 'models', 'my-model.onnx'));
+    const img = path.join(home, 'in.png');
+    writeFileSync(img, await sharp({ create: { width: 10, height: 10, channels: 3, background: '#123456' } }).png().toBuffer());
+    const up = await run(['upscale', img, '-o', path.join(home, 'out.png'), '--model', 'my-model']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal((await sharp(path.join(home, 'out.png')).metadata()).width, 20);
+    assert.equal((await run(['models', 'rm', 'my-model'])).code, 0);
+    const gone = await run(['models', 'info', 'my-model']);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /^error MODEL_NOT_FOUND: /);
+    const bad = await run(['models', 'frobnicate']);
+    assert.match(bad.stderr, /INVALID_PARAMETERS/);
   });
 });
