@@ -8,6 +8,7 @@ import type { ModelFormat } from '../catalog';
 import { decodeModel } from '../onnx/inspect';
 import { convertNcnnFiles } from './ncnn';
 import { findKnownNcnnModel } from './ncnn-known';
+import { convertPthToOnnx } from './pytorch';
 
 export interface ConvertRequest {
   format: ModelFormat;
@@ -42,7 +43,10 @@ export async function convertToOnnx(req: ConvertRequest): Promise<ConvertResult>
       const result = await convertNcnnFiles(param, bin, { ...(known?.convert ?? {}), source: req.source });
       return { onnx: result.model, scale: result.facts.scale, valueRange: result.facts.valueRange, prePad: result.facts.prePad, architecture: known?.arch ?? 'ncnn' };
     }
-    case 'pth':
+    case 'pth': {
+      const result = convertPthToOnnx(await readFile(req.files[0]!), { name: req.source });
+      return { onnx: result.onnx, scale: result.scale, valueRange: '0-1', architecture: result.architecture };
+    }
     case 'tfjs':
       throw new SuperresError('UNSUPPORTED_FORMAT', `Converting ${req.format} weights (${path.basename(req.files[0] ?? '')}) is not available in this build`);
   }

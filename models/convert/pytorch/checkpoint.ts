@@ -31,8 +31,14 @@ function invalid(message: string): SuperresError {
 
 /** Reads the checkpoint's object tree; tensor data stays in `buf` until materialised. */
 export function readCheckpoint(buf: Buffer): Checkpoint {
-  if (looksLikeZip(buf)) return readZipCheckpoint(buf);
-  if (buf.length >= 2 && buf[0] === 0x80 && buf[1]! >= 2 && buf[1]! <= 5) return readLegacyCheckpoint(buf);
+  try {
+    if (looksLikeZip(buf)) return readZipCheckpoint(buf);
+    if (buf.length >= 2 && buf[0] === 0x80 && buf[1]! >= 2 && buf[1]! <= 5) return readLegacyCheckpoint(buf);
+  } catch (err) {
+    // The bytes are untrusted: whatever a malformed file trips over is the file's fault.
+    if (err instanceof SuperresError) throw err;
+    throw new SuperresError('MODEL_INVALID', `Cannot read the checkpoint: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err });
+  }
   throw invalid(`Not a PyTorch checkpoint: ${describeUnknown(buf)}`);
 }
 
@@ -104,10 +110,15 @@ function readZipCheckpoint(buf: Buffer): Checkpoint {
 
 function readLegacyCheckpoint(buf: Buffer): Checkpoint {
   const what = 'legacy checkpoint';
-  const magic = unpickle(buf, 0, { what });
-  if (magic.value !== LEGACY_MAGIC) {
-    throw invalid('Not a PyTorch checkpoint: a pickle, but without torch\'s magic number (a plain pickle cannot be converted; save a state_dict with torch.save)');
+  const notTorch = (why: string): SuperresError =>
+    invalid(`Not a PyTorch checkpoint: a pickle, but without torch's magic number (${why}); save a state_dict with torch.save`);
+  let magic;
+  try {
+    magic = unpickle(buf, 0, { what });
+  } catch (err) {
+    throw notTorch(err instanceof Error ? err.message : String(err));
   }
+  if (magic.value !== LEGACY_MAGIC) throw notTorch('it starts with another value');
   const protocol = unpickle(buf, magic.end, { what });
   if (protocol.value !== LEGACY_PROTOCOL) throw invalid(`${what}: unsupported protocol version ${String(protocol.value)}`);
   const sysInfo = unpickle(buf, protocol.end, { what });

@@ -63,9 +63,6 @@ export interface UnpickleResult {
   end: number;
 }
 
-const MARK = Symbol('mark');
-type StackItem = PyValue | typeof MARK;
-
 /** Longest LONG1/LONG4 integer read, in bytes: a state_dict has no use for bigger ones. */
 const MAX_LONG_BYTES = 256;
 
@@ -83,8 +80,7 @@ export function refuseGlobal(what: string, module: string, name: string): never 
   );
 }
 
-function describe(v: StackItem | undefined): string {
-  if (v === MARK) return 'mark';
+function describe(v: PyValue | undefined): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'None';
   if (Array.isArray(v)) return 'list';
@@ -141,8 +137,9 @@ export function unpickle(buf: Buffer, offset = 0, opts: UnpickleOptions = {}): U
   });
 
   let pos = offset;
-  const stack: StackItem[] = [];
-  const metastack: StackItem[][] = [];
+  // MARK starts a fresh `cur` list and saves the previous one on the metastack, as CPython does.
+  const stack: PyValue[] = [];
+  const metastack: PyValue[][] = [];
   let cur = stack;
   const memo = new Map<number, PyValue>();
 
@@ -172,12 +169,12 @@ export function unpickle(buf: Buffer, offset = 0, opts: UnpickleOptions = {}): U
   };
   const pop = (op: string): PyValue => {
     const v = cur.pop();
-    if (v === undefined || v === MARK) throw invalid(what, `stack underflow at opcode ${op}`);
+    if (v === undefined) throw invalid(what, `stack underflow at opcode ${op}`);
     return v;
   };
   const top = (op: string): PyValue => {
     const v = cur[cur.length - 1];
-    if (v === undefined || v === MARK) throw invalid(what, `empty stack at opcode ${op}`);
+    if (v === undefined) throw invalid(what, `empty stack at opcode ${op}`);
     return v;
   };
   const popMark = (op: string): PyValue[] => {
@@ -185,8 +182,7 @@ export function unpickle(buf: Buffer, offset = 0, opts: UnpickleOptions = {}): U
     const prev = metastack.pop();
     if (!prev) throw invalid(what, `opcode ${op} without a MARK`);
     cur = prev;
-    if (items.includes(MARK)) throw invalid(what, `nested MARK at opcode ${op}`);
-    return items as PyValue[]; // MARK excluded just above
+    return items;
   };
   const push = (v: PyValue): void => {
     cur.push(v);
@@ -207,7 +203,7 @@ export function unpickle(buf: Buffer, offset = 0, opts: UnpickleOptions = {}): U
   };
   const appendItems = (list: PyValue, items: readonly PyValue[], op: string): void => {
     if (!Array.isArray(list)) throw invalid(what, `${op} on a ${describe(list)}`);
-    list.push(...items);
+    for (const v of items) list.push(v); // not push(...items): a huge batch would overflow the call stack
   };
   const callGlobal = (fn: PyValue, args: PyValue, op: string): PyValue => {
     if (!(fn instanceof PyCallable)) throw invalid(what, `${op} calls a ${describe(fn)}, which is not an allowed callable`);

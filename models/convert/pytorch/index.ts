@@ -1,0 +1,106 @@
+/**
+ * PyTorch checkpoint (.pth) -> ONNX, in TypeScript and without Python:
+ *
+ *   checkpoint.ts  zip / legacy container, restricted unpickling (unpickle.ts, torch.ts)
+ *   state-dict.ts  finds the state_dict (params_ema, params, state_dict, model, 'module.' prefix)
+ *   detect.ts      architecture from keys and shapes: RRDBNet (rrdbnet.ts), SRVGGNetCompact
+ *   fp16.ts        optional float16 weight storage
+ *
+ * The pickle is never executed: only a fixed list of globals (OrderedDict, tensor rebuilds,
+ * storage types) is understood and anything else is refused with MODEL_INVALID.
+ */
+import { onnx } from 'onnx-proto';
+import { OnnxGraphBuilder, SUPERRES_META } from '../../onnx/builder';
+import { readCheckpoint, type Checkpoint } from './checkpoint';
+import { detectArchitecture, unsupportedArchitecture } from './detect';
+import { storeWeightsAsFloat16 } from './fp16';
+import { findStateDict, type StateDict } from './state-dict';
+
+export { readCheckpoint, type Checkpoint } from './checkpoint';
+export { detectArchitecture, type ArchitecturePlan } from './detect';
+export { findStateDict, type StateDict } from './state-dict';
+export { TorchTensor, type TorchDType } from './torch';
+
+/** metadata_props keys written besides SUPERRES_META (the same keys as the ncnn and TF.js converters). */
+export const PTH_META = {
+  architecture: 'superres.architecture',
+  convertedBy: 'superres.converted_by',
+  source: 'superres.source',
+} as const;
+
+export const PTH_CONVERTER_ID = 'superres pytorch';
+
+export interface PthConvertOptions {
+  /** Store weights as float16 (Cast to float32 at load): about half the file size, float32 I/O. */
+  fp16?: boolean;
+  /** Where the checkpoint came from, recorded as superres.source (e.g. a file name). */
+  name?: string;
+}
+
+export interface PthConvertResult {
+  /** The encoded ONNX model: input 'input' [1, C, H, W] float32 in 0..1, output 'output'. */
+  onnx: Buffer;
+  /** 'RRDBNet' or 'SRVGGNetCompact'. */
+  architecture: string;
+  scale: number;
+  /** Learnable values converted. */
+  params: number;
+  /** Hyper-parameters and where the weights were found. */
+  details: Record<string, unknown>;
+}
+
+/** The checkpoint's state_dict, for inspection without converting. */
+export function readPthStateDict(buf: Buffer): StateDict & { format: Checkpoint['format'] } {
+  const ckpt = readCheckpoint(buf);
+  return { ...findStateDict(ckpt.root), format: ckpt.format };
+}
+
+/**
+ * Converts a PyTorch super-resolution checkpoint to ONNX. Raises SuperresError MODEL_INVALID for
+ * files that are not checkpoints, refused pickles and architectures it cannot build
+ * ('unsupported architecture: found keys like …').
+ */
+export function convertPthToOnnx(buf: Buffer, opts: PthConvertOptions = {}): PthConvertResult {
+  const ckpt = readCheckpoint(buf);
+  const sd = findStateDict(ckpt.root);
+  const plan = detectArchitecture(sd.tensors);
+
+  const g = new OnnxGraphBuilder({ graphName: plan.architecture, docString: `Converted from a PyTorch ${plan.architecture} checkpoint by superres` });
+  const x = g.input('input', 'float32', [1, plan.inChannels, 'H', 'W']);
+  const y = plan.build(g, x);
+  const leftover = plan.weights.unused();
+  if (leftover.length > 0) {
+    throw unsupportedArchitecture([...sd.tensors.keys()], `It looks like ${plan.architecture} but has tensors that network does not have: ${leftover.slice(0, 5).join(', ')}${leftover.length > 5 ? ', …' : ''}`);
+  }
+  g.output(y, 'float32', [1, plan.outChannels, `H*${plan.scale}`, `W*${plan.scale}`], 'output');
+  g.setMetadata({
+    [SUPERRES_META.scale]: String(plan.scale),
+    [SUPERRES_META.valueRange]: '0-1',
+    [SUPERRES_META.multipleOf]: String(plan.multipleOf),
+    [PTH_META.architecture]: plan.architecture,
+    [PTH_META.convertedBy]: PTH_CONVERTER_ID,
+    ...(opts.name !== undefined ? { [PTH_META.source]: opts.name } : {}),
+  });
+
+  const proto = g.toModelProto();
+  if (opts.fp16) storeWeightsAsFloat16(proto);
+  const encoded = onnx.ModelProto.encode(proto).finish();
+  return {
+    onnx: Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength),
+    architecture: plan.architecture,
+    scale: plan.scale,
+    params: plan.weights.paramCount,
+    details: {
+      ...plan.details,
+      inChannels: plan.inChannels,
+      outChannels: plan.outChannels,
+      multipleOf: plan.multipleOf,
+      checkpointFormat: ckpt.format,
+      container: sd.container.join('.') || null,
+      strippedPrefix: sd.strippedPrefix,
+      tensors: sd.tensors.size,
+      sourceDtypes: plan.weights.dtypes(),
+      weightsDtype: opts.fp16 ? 'float16' : 'float32',
+    },
+  };
+}
