@@ -17,17 +17,26 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Engine } from '../core/engine/engine';
 import { upscale } from '../core/upscale/upscale';
+import { ModelManager } from '../models/manager';
+import { defaultHome } from '../models/store';
 import { buildSrvggCompact } from '../models/onnx/srvgg';
 
 interface BenchCase {
+  /** 'generated' = the SRVGGNetCompact-shaped model below; anything else is a catalog name. */
+  model: string;
   size: number;
   tile: number;
 }
 
 const CASES: BenchCase[] = [
-  { size: 512, tile: 0 },
-  { size: 512, tile: 192 },
-  { size: 2048, tile: 0 },
+  { model: 'generated', size: 512, tile: 0 },
+  { model: 'generated', size: 512, tile: 192 },
+  { model: 'generated', size: 2048, tile: 0 },
+  { model: 'realesr-animevideov3-x4', size: 256, tile: 0 },
+  { model: 'RealESRGAN_x4plus_anime_6B', size: 128, tile: 0 },
+  { model: 'esrgan-slim-x4', size: 256, tile: 0 },
+  { model: 'esrgan-medium-x4', size: 128, tile: 0 },
+  { model: '4x-NMKD-YandereNeo-Superlite', size: 128, tile: 0 },
 ];
 const BARE_MAX_SIDE = 512;
 
@@ -55,11 +64,14 @@ async function bareOrt(modelPath: string, size: number, threads: number): Promis
   return (size * size) / 1e6 / seconds;
 }
 
-async function runCase(c: BenchCase, modelPath: string): Promise<Record<string, unknown>> {
+async function runCase(c: BenchCase, generatedPath: string): Promise<Record<string, unknown>> {
   const threads = os.availableParallelism();
   const input = await testImage(c.size);
   const engine = new Engine({ providers: ['cpu'], threads, idleDisposeMs: 60_000 });
-  const params = { model: modelPath, tile_size: c.tile, format: 'png' };
+  // Catalog models come from the user's data dir (downloaded and converted on first use).
+  const models = new ModelManager({ home: process.env.SUPERRES_HOME ? defaultHome() : path.join(os.tmpdir(), 'superres-bench-home'), engine });
+  const modelPath = c.model === 'generated' ? generatedPath : (await models.resolve(c.model)).path;
+  const params = { model: c.model === 'generated' ? generatedPath : c.model, tile_size: c.tile, format: 'png' };
   // Warm-up on the same input, as bare_ort gets: loads the session and lets ONNX Runtime size
   // its memory arena for this shape, so both numbers are steady-state throughput.
   await upscale(engine, input, params);
@@ -69,13 +81,14 @@ async function runCase(c: BenchCase, modelPath: string): Promise<Record<string, 
   const result = await upscale(engine, input, params);
   const seconds = (performance.now() - t) / 1000;
   loop.disable();
+  models.close();
   await engine.close();
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   const bareSide = Math.min(c.size, BARE_MAX_SIDE);
   const bare = await bareOrt(modelPath, bareSide, threads);
   const pipeline = (c.size * c.size) / 1e6 / seconds;
   return {
-    model: path.basename(modelPath),
+    model: c.model === 'generated' ? 'generated-srvgg-compact-x4 (16x64)' : c.model,
     input: `${c.size}x${c.size}`,
     scale: result.scale,
     tile: c.tile || `auto:${result.tile_size}`,
@@ -98,17 +111,18 @@ function round(n: number): number {
 
 async function parent(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'superres-bench-'));
-  const modelPath = path.join(dir, 'srvgg-compact-x4.onnx');
-  await writeFile(modelPath, buildSrvggCompact({ scale: 4, numConv: 16, numFeat: 64, seed: 7 }));
+  const generatedPath = path.join(dir, 'srvgg-compact-x4.onnx');
+  await writeFile(generatedPath, buildSrvggCompact({ scale: 4, numConv: 16, numFeat: 64, seed: 7 }));
   const only = process.env.BENCH_CASES?.split(',').map(Number);
   try {
     for (const i of CASES.keys()) {
       if (only && !only.includes(i)) continue;
-      const line = await new Promise<string>((resolve, reject) => {
-        const child = fork(__filename, ['--case', String(i), modelPath], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+      const line = await new Promise<string>((resolve) => {
+        const child = fork(__filename, ['--case', String(i), generatedPath], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
         let out = '';
         child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-        child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`bench case ${i} exited with ${code}`))));
+        // A failing case (e.g. a model that cannot be fetched) is reported, and the others still run.
+        child.on('exit', (code) => resolve(code === 0 ? out.trim() : JSON.stringify({ model: CASES[i]!.model, input: `${CASES[i]!.size}x${CASES[i]!.size}`, error: `exited with ${code}` })));
       });
       process.stdout.write(`${line}\n`);
     }

@@ -9,6 +9,7 @@ import { decodeModel } from '../onnx/inspect';
 import { convertNcnnFiles } from './ncnn';
 import { findKnownNcnnModel } from './ncnn-known';
 import { convertPthToOnnx } from './pytorch';
+import { convertTfjsToOnnx } from './tfjs';
 
 export interface ConvertRequest {
   format: ModelFormat;
@@ -47,8 +48,12 @@ export async function convertToOnnx(req: ConvertRequest): Promise<ConvertResult>
       const result = convertPthToOnnx(await readFile(req.files[0]!), { name: req.source });
       return { onnx: result.onnx, scale: result.scale, valueRange: '0-1', architecture: result.architecture };
     }
-    case 'tfjs':
-      throw new SuperresError('UNSUPPORTED_FORMAT', `Converting ${req.format} weights (${path.basename(req.files[0] ?? '')}) is not available in this build`);
+    case 'tfjs': {
+      const target = req.files[0]!;
+      const modelJson = target.endsWith('.json') ? target : path.join(target, 'model.json');
+      const result = await convertTfjsToOnnx(modelJson, undefined, { source: req.source });
+      return { onnx: result.onnx, scale: result.scale, valueRange: result.valueRange, architecture: result.architecture };
+    }
   }
 }
 

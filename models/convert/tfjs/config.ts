@@ -166,7 +166,7 @@ function parseGraph(topology: unknown): TfjsGraph {
   };
 }
 
-function positiveShape(v: unknown, where: string): number[] {
+function shapeOf(v: unknown, where: string): number[] {
   if (!Array.isArray(v) || !v.every((d) => Number.isInteger(d) && (d as number) >= 0)) {
     throw invalid(`${where}: shape must be a list of non-negative integers`);
   }
@@ -178,7 +178,7 @@ function parseWeightSpec(v: unknown, where: string): WeightSpec {
   const at = `${where} weight '${v.name}'`;
   const dtype = v.dtype ?? 'float32';
   if (dtype !== 'float32' && dtype !== 'int32' && dtype !== 'bool') throw invalid(`${at}: unsupported dtype ${String(dtype)}`);
-  const spec: WeightSpec = { name: v.name, shape: positiveShape(v.shape, at), dtype };
+  const spec: WeightSpec = { name: v.name, shape: shapeOf(v.shape, at), dtype };
   if (v.quantization !== undefined && v.quantization !== null) {
     const q = v.quantization;
     if (!isObject(q) || (q.dtype !== 'uint8' && q.dtype !== 'uint16' && q.dtype !== 'float16')) {
