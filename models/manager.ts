@@ -4,13 +4,15 @@
  * `/models` endpoints, the model-manager node, the MCP tools and `superres models`.
  * It also resolves model names for the engine, downloading a catalog model on first use.
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { SuperresError, throwIfAborted, toSuperresError } from '../core/errors';
 import type { Engine, ModelHandle } from '../core/engine/engine';
 import type { ModelHints, ModelResolver, ResolveOptions, ResolvedModel } from '../core/engine/types';
 import { findCatalogEntry, loadCatalog, similarNames, type CatalogEntry, type ModelFormat, type ModelSource } from './catalog';
 import { convertToOnnx, formatOfPath, type ConvertResult } from './convert';
+import { convertPthInterpolatedToOnnx } from './convert/pytorch';
 import { fetchNpmPackage } from './sources/npm';
 import { downloadFile } from './sources/url';
 import { assertModelName, defaultHome, ModelStore, type InstalledModel } from './store';
@@ -187,6 +189,11 @@ export class ModelManager implements ModelResolver {
 
   /** ModelResolver: a catalog or installed name → an ONNX path and hints, installing on first use. */
   async resolve(name: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
+    if (opts.denoiseStrength !== undefined) {
+      const { denoiseStrength, ...rest } = opts;
+      const blended = await this.ensureDni(name, denoiseStrength, rest);
+      if (blended) return this.resolve(blended, rest);
+    }
     let installed = await this.store.get(name);
     if (!installed) {
       if (!findCatalogEntry(name)) throw this.notFound(name);
@@ -200,6 +207,43 @@ export class ModelManager implements ModelResolver {
     if (installed.value_range) hints.valueRange = installed.value_range === '0-255' ? 255 : 1;
     if (installed.pre_pad !== undefined) hints.prePad = installed.pre_pad;
     return { path: this.store.pathOf(installed), hints, name: installed.name };
+  }
+
+  /**
+   * Real-ESRGAN's DNI: installs `<name>-dni<NN>`, whose weights are strength·W(name) +
+   * (1 − strength)·W(twin), and returns its name (null for strength 1: the model itself).
+   * Both checkpoints are fetched through the catalog; the blend is cached like any model.
+   */
+  async ensureDni(name: string, strength: number, opts: { signal?: AbortSignal; onProgress?: (message: string) => void } = {}): Promise<string | null> {
+    const entry = findCatalogEntry(name);
+    if (!entry?.dni) {
+      throw new SuperresError('INVALID_PARAMETERS', `Model ${name} has no denoise control; denoise_strength works with ${loadCatalog().models.filter((m) => m.dni).map((m) => m.name).join(', ')}`);
+    }
+    const percent = Math.round(strength * 100);
+    if (percent === 100) return null;
+    const blendName = `${entry.name}-dni${String(percent).padStart(2, '0')}`;
+    if (await this.store.get(blendName)) return blendName;
+    const twin = findCatalogEntry(entry.dni.twin);
+    if (!twin) throw new SuperresError('INTERNAL_ERROR', `Catalog twin ${entry.dni.twin} of ${entry.name} is missing`);
+    const noop = () => undefined;
+    const checkpoints: Buffer[] = [];
+    for (const e of [entry, twin]) {
+      opts.onProgress?.(`Fetching ${e.name} for denoise strength ${strength}`);
+      const source = e.sources.find((s) => (s.format ?? e.format) === 'pth');
+      if (!source) throw new SuperresError('INTERNAL_ERROR', `${e.name} has no PyTorch source to interpolate`);
+      const fetched = await this.fetchSource(e, source, opts.signal, noop);
+      checkpoints.push(await readFile(fetched.files[0]!));
+    }
+    opts.onProgress?.(`Blending ${entry.name} with ${twin.name} (strength ${strength})`);
+    const blended = convertPthInterpolatedToOnnx(checkpoints[0]!, checkpoints[1]!, percent / 100, { name: blendName });
+    await this.store.put(blendName, blended.onnx, {
+      scale: blended.scale,
+      value_range: '0-1',
+      source_format: 'pth',
+      source: `dni:${entry.name}*${percent / 100}+${twin.name}*${(100 - percent) / 100}`,
+      description: `${entry.name} with denoise strength ${percent / 100} (Real-ESRGAN DNI with ${twin.name})`,
+    });
+    return blendName;
   }
 
   /** Releases warm sessions (the engine itself belongs to the caller). */
@@ -218,7 +262,7 @@ export class ModelManager implements ModelResolver {
     const existing = await this.store.get(entry.name);
     if (existing) return existing;
     const report = (p: Omit<ModelProgress, 'model'>) => opts.onProgress?.({ model: entry.name, ...p });
-    const failures: string[] = [];
+    const failures: SuperresError[] = [];
     for (const source of entry.sources) {
       throwIfAborted(opts.signal);
       try {
@@ -241,10 +285,13 @@ export class ModelManager implements ModelResolver {
       } catch (err) {
         const e = toSuperresError(err);
         if (e.code === 'CANCELLED' || e.code === 'DISK_FULL') throw e;
-        failures.push(`${describeSource(source)}: ${e.message}`);
+        failures.push(new SuperresError(e.code, `${describeSource(source)}: ${e.message}`, e.details));
       }
     }
-    throw new SuperresError('FETCH_FAILED', `Could not install ${entry.name}. ${failures.join(' | ')}`, { model: entry.name, failures });
+    // One shared cause (a corrupt checkpoint, a checksum mismatch) keeps its own code; a mix is a fetch failure.
+    const codes = new Set(failures.map((f) => f.code));
+    const code = codes.size === 1 ? failures[0]!.code : 'FETCH_FAILED';
+    throw new SuperresError(code, `Could not install ${entry.name}. ${failures.map((f) => f.message).join(' | ')}`, { model: entry.name, failures: failures.map((f) => f.toJSON()) });
   }
 
   private async fetchSource(entry: CatalogEntry, source: ModelSource, signal: AbortSignal | undefined, report: (p: Omit<ModelProgress, 'model'>) => void) {
@@ -266,6 +313,10 @@ export class ModelManager implements ModelResolver {
     const dir = path.join(this.home, 'cache', 'downloads');
     await mkdir(dir, { recursive: true });
     const file = path.join(dir, path.basename(new URL(url.replace(/^hf:/, 'https://hf/')).pathname));
+    // A checkpoint already downloaded (and verified, when the catalog has a checksum) is reused.
+    if (await stat(file).then((st) => st.isFile(), () => false) && (!source.sha256 || (await sha256File(file)) === source.sha256)) {
+      return { format, files: [file], source: source.url };
+    }
     const result = await downloadFile(url, file, {
       ...(source.sha256 ? { sha256: source.sha256 } : {}),
       ...(signal ? { signal } : {}),
@@ -318,6 +369,10 @@ function factsOf(c: ConvertResult): Partial<Pick<InstalledModel, 'scale' | 'valu
   if (c.valueRange !== undefined) out.value_range = c.valueRange;
   if (c.prePad !== undefined) out.pre_pad = c.prePad;
   return out;
+}
+
+async function sha256File(file: string): Promise<string> {
+  return createHash('sha256').update(await readFile(file)).digest('hex');
 }
 
 function describeSource(s: ModelSource): string {

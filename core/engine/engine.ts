@@ -68,7 +68,12 @@ export class Engine {
 
   /** An .onnx path stays as it is; any other name goes to the model resolver. */
   async resolveModel(model: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
-    if (/\.onnx$/i.test(model)) return { path: model, hints: {}, name: model };
+    if (/\.onnx$/i.test(model)) {
+      if (opts.denoiseStrength !== undefined) {
+        throw new SuperresError('INVALID_PARAMETERS', 'denoise_strength needs a catalog model with a denoising twin (realesr-general-x4v3), not an .onnx file');
+      }
+      return { path: model, hints: {}, name: model };
+    }
     if (!this.resolver) {
       throw new SuperresError('MODEL_NOT_FOUND', `"${model}" is not an .onnx file and this engine has no model manager to look names up; pass a path to an .onnx model`);
     }

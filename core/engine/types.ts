@@ -29,6 +29,8 @@ export interface ResolveOptions {
   signal?: AbortSignal;
   /** Human-readable progress while a model is being fetched or converted. */
   onProgress?: (message: string) => void;
+  /** Real-ESRGAN DNI: blend a model with its denoising twin (0 keeps noise, 1 denoises most). */
+  denoiseStrength?: number;
 }
 
 export interface ResolvedModel {

@@ -31,6 +31,8 @@ export const UpscaleParamsSchema = z.object({
     .describe('Width of the cross-fade between neighbouring tiles, in input pixels'),
   pre_pad: z.coerce.number().int().min(0).max(256).optional()
     .describe('Reflect-pad the whole image before inference (default: the model\'s own need)'),
+  denoise_strength: z.coerce.number().min(0).max(1).optional()
+    .describe('For models with a denoising twin (realesr-general-x4v3): 0 keeps noise, 1 denoises most (Real-ESRGAN DNI; Real-ESRGAN uses 0.5)'),
   format: OutputFormatSchema.default('auto')
     .describe('Output format; auto keeps the input format, and images with alpha become png'),
   quality: QualitySchema.default(85).describe('Quality for jpeg, webp and avif (1-100)'),

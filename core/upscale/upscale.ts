@@ -80,7 +80,11 @@ export async function upscale(engine: Engine, input: ImageInput, rawParams: unkn
     throwIfAborted(signal);
 
     progress.stage('model', `Loading model ${modelPath}`);
-    const resolved = await engine.resolveModel(modelPath, { ...(signal ? { signal } : {}), onProgress: (m) => progress.stage('model', m) });
+    const resolved = await engine.resolveModel(modelPath, {
+      ...(signal ? { signal } : {}),
+      ...(params.denoise_strength !== undefined ? { denoiseStrength: params.denoise_strength } : {}),
+      onProgress: (m) => progress.stage('model', m),
+    });
     const handle = await engine.acquireModel(resolved.path, { ...resolved.hints, ...options.hints });
     try {
       const plan = planUpscale(engine, handle, decoded, params);

@@ -5,6 +5,7 @@
  *   state-dict.ts  finds the state_dict (params_ema, params, state_dict, model, 'module.' prefix)
  *   detect.ts      architecture from keys and shapes: RRDBNet (rrdbnet.ts), SRVGGNetCompact
  *   fp16.ts        optional float16 weight storage
+ *   dni.ts         deep network interpolation of two checkpoints (Real-ESRGAN denoise strength)
  *
  * The pickle is never executed: only a fixed list of globals (OrderedDict, tensor rebuilds,
  * storage types) is understood and anything else is refused with MODEL_INVALID.
@@ -14,10 +15,13 @@ import { OnnxGraphBuilder, SUPERRES_META } from '../../onnx/builder';
 import { readCheckpoint, type Checkpoint } from './checkpoint';
 import { detectArchitecture, unsupportedArchitecture } from './detect';
 import { storeWeightsAsFloat16 } from './fp16';
+import { assertDniWeight, interpolateStateDicts } from './dni';
 import { findStateDict, type StateDict } from './state-dict';
+import type { TorchTensor } from './torch';
 
 export { readCheckpoint, type Checkpoint } from './checkpoint';
 export { detectArchitecture, type ArchitecturePlan } from './detect';
+export { assertDniWeight, assertSameLayout, interpolateStateDicts } from './dni';
 export { findStateDict, type StateDict } from './state-dict';
 export { TorchTensor, type TorchDType } from './torch';
 
@@ -26,6 +30,8 @@ export const PTH_META = {
   architecture: 'superres.architecture',
   convertedBy: 'superres.converted_by',
   source: 'superres.source',
+  /** Deep network interpolation: the weight of the first checkpoint, e.g. "0.5". */
+  dni: 'superres.dni',
 } as const;
 
 export const PTH_CONVERTER_ID = 'superres pytorch';
@@ -63,14 +69,64 @@ export function readPthStateDict(buf: Buffer): StateDict & { format: Checkpoint[
 export function convertPthToOnnx(buf: Buffer, opts: PthConvertOptions = {}): PthConvertResult {
   const ckpt = readCheckpoint(buf);
   const sd = findStateDict(ckpt.root);
-  const plan = detectArchitecture(sd.tensors);
+  return convertStateDict(sd.tensors, opts, {}, {
+    checkpointFormat: ckpt.format,
+    container: sd.container.join('.') || null,
+    strippedPrefix: sd.strippedPrefix,
+  });
+}
+
+/**
+ * Deep network interpolation of two checkpoints of one architecture, converted to ONNX:
+ * every float weight is `weightA · A + (1 − weightA) · B` (see dni.ts), then the result is
+ * converted exactly as convertPthToOnnx converts a single checkpoint, with superres.dni =
+ * "<weightA>" in the metadata.
+ *
+ * For Real-ESRGAN's denoise strength s: A = realesr-general-x4v3, B = realesr-general-wdn-x4v3,
+ * weightA = s. Weight 1 gives A's model, 0 gives B's. MODEL_INVALID names the first tensor
+ * whose key or shape differs; INVALID_PARAMETERS for a weight outside [0, 1].
+ */
+export function convertPthInterpolatedToOnnx(bufA: Buffer, bufB: Buffer, weightA: number, opts: PthConvertOptions = {}): PthConvertResult {
+  // Checked before parsing, so a bad weight is reported as the caller's mistake, not the file's.
+  assertDniWeight(weightA);
+  const ckptA = readCheckpoint(bufA);
+  const sdA = findStateDict(ckptA.root);
+  const ckptB = readCheckpoint(bufB);
+  const sdB = findStateDict(ckptB.root);
+  const tensors = interpolateStateDicts(sdA.tensors, sdB.tensors, weightA);
+  return convertStateDict(tensors, opts, { [PTH_META.dni]: String(weightA) }, {
+    checkpointFormat: ckptA.format,
+    container: sdA.container.join('.') || null,
+    strippedPrefix: sdA.strippedPrefix,
+    dni: {
+      weightA,
+      weightB: 1 - weightA,
+      checkpointFormatB: ckptB.format,
+      containerB: sdB.container.join('.') || null,
+      strippedPrefixB: sdB.strippedPrefix,
+    },
+  });
+}
+
+/** Where the converted state_dict came from, for the result's details. */
+interface StateDictOrigin {
+  checkpointFormat: Checkpoint['format'];
+  container: string | null;
+  strippedPrefix: string | null;
+  /** Present for interpolated checkpoints. */
+  dni?: Record<string, unknown>;
+}
+
+/** Detects the architecture of a state_dict and builds its ONNX model. */
+function convertStateDict(tensors: ReadonlyMap<string, TorchTensor>, opts: PthConvertOptions, extraMetadata: Record<string, string>, origin: StateDictOrigin): PthConvertResult {
+  const plan = detectArchitecture(tensors);
 
   const g = new OnnxGraphBuilder({ graphName: plan.architecture, docString: `Converted from a PyTorch ${plan.architecture} checkpoint by superres` });
   const x = g.input('input', 'float32', [1, plan.inChannels, 'H', 'W']);
   const y = plan.build(g, x);
   const leftover = plan.weights.unused();
   if (leftover.length > 0) {
-    throw unsupportedArchitecture([...sd.tensors.keys()], `It looks like ${plan.architecture} but has tensors that network does not have: ${leftover.slice(0, 5).join(', ')}${leftover.length > 5 ? ', …' : ''}`);
+    throw unsupportedArchitecture([...tensors.keys()], `It looks like ${plan.architecture} but has tensors that network does not have: ${leftover.slice(0, 5).join(', ')}${leftover.length > 5 ? ', …' : ''}`);
   }
   g.output(y, 'float32', [1, plan.outChannels, `H*${plan.scale}`, `W*${plan.scale}`], 'output');
   g.setMetadata({
@@ -80,6 +136,7 @@ export function convertPthToOnnx(buf: Buffer, opts: PthConvertOptions = {}): Pth
     [PTH_META.architecture]: plan.architecture,
     [PTH_META.convertedBy]: PTH_CONVERTER_ID,
     ...(opts.name !== undefined ? { [PTH_META.source]: opts.name } : {}),
+    ...extraMetadata,
   });
 
   const proto = g.toModelProto();
@@ -95,12 +152,13 @@ export function convertPthToOnnx(buf: Buffer, opts: PthConvertOptions = {}): Pth
       inChannels: plan.inChannels,
       outChannels: plan.outChannels,
       multipleOf: plan.multipleOf,
-      checkpointFormat: ckpt.format,
-      container: sd.container.join('.') || null,
-      strippedPrefix: sd.strippedPrefix,
-      tensors: sd.tensors.size,
+      checkpointFormat: origin.checkpointFormat,
+      container: origin.container,
+      strippedPrefix: origin.strippedPrefix,
+      tensors: tensors.size,
       sourceDtypes: plan.weights.dtypes(),
       weightsDtype: opts.fp16 ? 'float16' : 'float32',
+      ...(origin.dni ? { dni: origin.dni } : {}),
     },
   };
 }
