@@ -21,6 +21,7 @@ import { SUPERRES_META } from '../models/onnx/builder';
 import { readModelMetadata } from '../models/onnx/inspect';
 import { seededRandom } from '../models/onnx/prng';
 import { rrdbStateDict, srvggStateDict, writePth, type FixtureStateDict } from './fixtures/pth';
+import { rejectsWith } from './fixtures/errors';
 
 // ── helpers ───────────────────────────────────────────────────────────────────────────────────
 
@@ -73,16 +74,6 @@ function expectError(fn: () => unknown, code: string, re: RegExp): SuperresError
   return caught;
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<SuperresError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof SuperresError, `expected SuperresError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 // ── DNI ───────────────────────────────────────────────────────────────────────────────────────
 

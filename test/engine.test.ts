@@ -2,19 +2,9 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { Engine } from '../core/engine/engine';
-import { SuperresError } from '../core/errors';
 import { badModel, invalidIOModel, nearestModel, srvggModel, tempModelDir, writeModel } from './fixtures/models';
+import { rejectsWith } from './fixtures/errors';
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<SuperresError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof SuperresError, `expected SuperresError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 describe('engine', function () {
   this.timeout(120_000);

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { SuperresError, type ErrorCode } from '../core/errors';
+import { SuperresError } from '../core/errors';
 import { DEFAULT_FETCH_POLICY, DEFAULT_LIMITS, type FetchPolicy, type ImageLimits } from '../core/limits';
 import { decodeImage, probeImage } from '../core/image/decode';
 import { encodeImage, OutputFormatSchema, QualitySchema, resolveOutputFormat, to8Bit } from '../core/image/encode';
@@ -15,20 +15,10 @@ import { fetchImage, isForbiddenAddress, type FetchDeps } from '../core/image/ne
 import { resizePixels, resizePixelsAsync } from '../core/image/resize';
 import type { DecodedImage, PixelImage } from '../core/image/types';
 import * as fx from './fixtures/images';
+import { rejectsWith } from './fixtures/errors';
 
 const LIMITS: ImageLimits = DEFAULT_LIMITS;
 
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<SuperresError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof SuperresError, `expected SuperresError, got ${String(err)}`);
-    assert.equal(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
-    if (message) assert.match(err.message, message);
-    return err;
-  }
-  assert.fail(`expected ${code}, but it resolved`);
-}
 
 function decode(buffer: Buffer, keepExif = false): Promise<DecodedImage> {
   return decodeImage(buffer, { limits: LIMITS, keepExif });

@@ -8,23 +8,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { Engine } from '../core/engine/engine';
-import { SuperresError } from '../core/errors';
 import { upscale } from '../core/upscale/upscale';
 import { defaultModelName, findCatalogEntry, loadCatalog } from '../models/catalog';
 import { ModelManager } from '../models/manager';
 import { downloadFile } from '../models/sources/url';
 import { nearestModel, tempModelDir, writeModel } from './fixtures/models';
+import { rejectsWith } from './fixtures/errors';
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<SuperresError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof SuperresError, `expected SuperresError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 /** Shared across runs so the npm package is fetched once per machine, as a user's data dir would be. */
 const CACHE_HOME = path.join(os.tmpdir(), 'superres-test-cache', 'home');

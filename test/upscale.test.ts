@@ -6,13 +6,13 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { Engine } from '../core/engine/engine';
-import { SuperresError } from '../core/errors';
 import { decodeImage } from '../core/image/decode';
 import type { PixelImage } from '../core/image/types';
 import { upscale, type UpscaleProgress } from '../core/upscale/upscale';
 import * as img from './fixtures/images';
 import { OnnxGraphBuilder } from '../models/onnx/builder';
 import { NEAREST_255_CLIP, nearestModel, receptiveFieldModel, receptiveFieldRadius, srvggModel, tempModelDir, writeModel } from './fixtures/models';
+import { rejectsWith } from './fixtures/errors';
 
 const LIMITS = { maxInputPixels: 1e9, maxOutputPixels: 1e9, maxInputBytes: 1e9 };
 
@@ -54,16 +54,6 @@ async function noisyPng(width: number, height: number, seed = 1): Promise<Buffer
   return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<SuperresError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof SuperresError, `expected SuperresError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 describe('upscale', function () {
   this.timeout(120_000);
