@@ -29,7 +29,8 @@ Usage:
 Upscale options:
   -o, --output <path>      output file (one input) or folder (several inputs, or ending in /)
   -m, --model <model>      catalog/installed model name or .onnx file (default: per --kind and scale)
-      --kind <kind>        classic|gan: pick that kind's default model for the scale (default classic)
+      --kind <kind>        classic|fast|gan: that kind's default model for the scale (default classic:
+                           best fidelity, slow; fast: quick; gan: perceptual)
   -s, --scale <n>          exact factor by the model (native scale or a power of it)
       --outscale <f>       any factor; the model's result is resized with Lanczos3
       --width <px>         output width (keeps aspect unless --height is given)

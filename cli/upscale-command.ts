@@ -58,7 +58,7 @@ export async function runUpscaleCommand(ctx: CliContext, inputs: string[], value
 /** --kind and the requested scale pick the catalog's default model. */
 function pickDefault(values: CliValues): string {
   const kind = values.kind ?? 'classic';
-  if (kind !== 'classic' && kind !== 'gan') throw new SuperresError('INVALID_PARAMETERS', `--kind must be classic or gan, not ${kind}`);
+  if (kind !== 'classic' && kind !== 'gan' && kind !== 'fast') throw new SuperresError('INVALID_PARAMETERS', `--kind must be classic, fast or gan, not ${kind}`);
   const scale = values.scale ? Number(values.scale) : 4;
   const name = defaultModelName(kind, scale);
   if (!name) throw new SuperresError('INVALID_PARAMETERS', `No default ${kind} model for scale ${scale}; pass --model`);

@@ -58,11 +58,17 @@ const CatalogSchema = z.object({
   models: z.array(CatalogEntrySchema),
   defaults: z.object({
     upscale: z.object({
+      /** Best fidelity per scale (for jobs). */
       classic: z.record(z.string(), z.string()),
+      /** Fidelity models fast enough for synchronous requests. */
+      fast: z.record(z.string(), z.string()),
+      /** Perceptual (GAN) models. */
       gan: z.record(z.string(), z.string()),
     }),
     default_kind: z.enum(['classic', 'gan']),
     default_scale: z.number().int(),
+    /** How the defaults were chosen. */
+    measured: z.string().optional(),
   }),
 });
 export type Catalog = z.infer<typeof CatalogSchema>;
@@ -93,8 +99,10 @@ export function isNpmReachable(entry: CatalogEntry): boolean {
   return entry.sources.some((s) => s.type === 'npm');
 }
 
-/** The catalog's default model for a task kind and scale, e.g. ('classic', 4). */
-export function defaultModelName(kind: 'classic' | 'gan' = loadCatalog().defaults.default_kind, scale: number = loadCatalog().defaults.default_scale): string | undefined {
+export type DefaultKind = 'classic' | 'fast' | 'gan';
+
+/** The catalog's default model for a kind and scale, e.g. ('classic', 4). */
+export function defaultModelName(kind: DefaultKind = loadCatalog().defaults.default_kind, scale: number = loadCatalog().defaults.default_scale): string | undefined {
   return loadCatalog().defaults.upscale[kind][String(scale)];
 }
 

@@ -27,7 +27,7 @@ describe('model catalog', () => {
       assert.ok(m.license.length > 0, m.name);
       assert.ok(m.description.length > 0, m.name);
     }
-    for (const kind of ['classic', 'gan'] as const) {
+    for (const kind of ['classic', 'fast', 'gan'] as const) {
       for (const name of Object.values(c.defaults.upscale[kind])) assert.ok(findCatalogEntry(name), `default ${name} is in the catalog`);
     }
     assert.ok(defaultModelName());
