@@ -129,29 +129,53 @@ export async function runTiled(handle: ModelHandle, source: TiledSource, run: Ti
     bandY0 = y0;
   };
 
+  const scaleToInt = maxVal / info.valueRange;
+  const sink = quantizer(out.data, maxVal);
+  const crop = prePad * s;
+
   const flushBand = () => {
     if (!band) return;
     const seg = plan.rows[bandRow]!;
     const next = plan.rows[bandRow + 1];
     const flushEnd = (next ? next.start : seg.end) * s;
-    const scaleToInt = maxVal / info.valueRange;
-    const crop = prePad * s;
     for (let vy = bandY0; vy < flushEnd; vy++) {
       const y = vy - crop;
       if (y < 0 || y >= outH) continue;
-      const src = (vy - bandY0) * vOutW * outC + crop * outC;
-      const dst = y * outW * outC;
-      const n = outW * outC;
-      const data = out.data;
-      const b = band;
-      for (let i = 0; i < n; i++) {
-        const v = Math.round(b[src + i]! * scaleToInt);
-        data[dst + i] = v < 0 ? 0 : v > maxVal ? maxVal : v;
-      }
+      sink(y * outW * outC, band, (vy - bandY0) * vOutW * outC + crop * outC, outW * outC, scaleToInt);
     }
   };
 
+  /** One tile covering the whole image: no blending, so quantise straight from the model's planes. */
+  const writeWhole = (job: TileJob, result: TensorData) => {
+    const [, oc, oh, ow] = result.dims;
+    const plane = oh * ow;
+    const k = info.shrink;
+    const offY = (crop - (job.rowRead.start + k) * s);
+    const offX = (crop - (job.colRead.start + k) * s);
+    const row = new Float32Array(outW * outC);
+    const data = result.data;
+    for (let y = 0; y < outH; y++) {
+      const t0 = (y + offY) * ow + offX;
+      if (outC === 3) {
+        for (let x = 0, t = t0; x < outW; x++, t++) {
+          row[3 * x] = data[t]!;
+          row[3 * x + 1] = data[t + plane]!;
+          row[3 * x + 2] = data[t + 2 * plane]!;
+        }
+      } else if (oc === 1) {
+        row.set(data.subarray(t0, t0 + outW));
+      } else {
+        for (let x = 0, t = t0; x < outW; x++, t++) row[x] = LUMA[0] * data[t]! + LUMA[1] * data[t + plane]! + LUMA[2] * data[t + 2 * plane]!;
+      }
+      sink(y * outW * outC, row, 0, outW * outC, scaleToInt);
+    }
+  };
+
+  const whole = plan.rows.length === 1 && plan.cols.length === 1;
+
   const accumulate = (job: TileJob, result: TensorData) => {
+    checkTileSize(job, result);
+    if (whole) return writeWhole(job, result);
     if (job.row !== bandRow) {
       flushBand();
       startBand(job.row);
@@ -162,11 +186,6 @@ export async function runTiled(handle: ModelHandle, source: TiledSource, run: Ti
     const wx = axisWeights(plan.cols, job.col, s);
     const [, oc, oh, ow] = result.dims;
     const k = info.shrink;
-    const expectedH = (job.rowRead.end - job.rowRead.start - 2 * k) * s;
-    const expectedW = (job.colRead.end - job.colRead.start - 2 * k) * s;
-    if (oh !== expectedH || ow !== expectedW) {
-      throw new Error(`model returned ${ow}x${oh} for a tile that should give ${expectedW}x${expectedH}`);
-    }
     const plane = oh * ow;
     const data = result.data;
     const offY = (rowSeg.start - job.rowRead.start - k) * s;
@@ -191,6 +210,15 @@ export async function runTiled(handle: ModelHandle, source: TiledSource, run: Ti
           b[o] += w * (LUMA[0] * data[t]! + LUMA[1] * data[t + plane]! + LUMA[2] * data[t + 2 * plane]!);
         }
       }
+    }
+  };
+
+  const checkTileSize = (job: TileJob, result: TensorData) => {
+    const [, , oh, ow] = result.dims;
+    const expectedH = (job.rowRead.end - job.rowRead.start - 2 * info.shrink) * s;
+    const expectedW = (job.colRead.end - job.colRead.start - 2 * info.shrink) * s;
+    if (oh !== expectedH || ow !== expectedW) {
+      throw new Error(`model returned ${ow}x${oh} for a tile that should give ${expectedW}x${expectedH}`);
     }
   };
 
@@ -223,6 +251,29 @@ export async function runTiled(handle: ModelHandle, source: TiledSource, run: Ti
   } finally {
     run.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+type Sink = (dstOffset: number, src: Float32Array, srcOffset: number, n: number, scale: number) => void;
+
+/**
+ * Writes scaled floats into the output as integers, rounded and clamped. Two monomorphic loops
+ * (a clamped 8-bit view does the rounding and clamping in hardware) because this runs over every
+ * output value.
+ */
+function quantizer(dst: Uint8Array | Uint16Array, maxVal: number): Sink {
+  if (dst instanceof Uint8Array) {
+    const clamped = new Uint8ClampedArray(dst.buffer, dst.byteOffset, dst.length);
+    return (d, src, o, n, scale) => {
+      for (let i = 0; i < n; i++) clamped[d + i] = src[o + i]! * scale;
+    };
+  }
+  const out16 = dst;
+  return (d, src, o, n, scale) => {
+    for (let i = 0; i < n; i++) {
+      const v = Math.round(src[o + i]! * scale);
+      out16[d + i] = v < 0 ? 0 : v > maxVal ? maxVal : v;
+    }
+  };
 }
 
 /** Copies one tile (with context and reflection beyond the image) into a normalised NCHW tensor. */
