@@ -31,7 +31,7 @@ export async function runModelsCommand(ctx: CliContext, args: string[], values: 
     }
     case 'import': {
       const file = one(names, 'import');
-      const installed = await ctx.models.import(file, values.name ? { name: values.name } : {});
+      const installed = await ctx.models.import(file, { ...(values.name ? { name: values.name } : {}), ...(values.fp16 ? { fp16: true } : {}) });
       out(installed, `imported ${installed.name} (${installed.source_format} → onnx, ${(installed.size_bytes / 1048576).toFixed(1)} MB)\n`);
       return 0;
     }

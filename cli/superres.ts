@@ -23,7 +23,9 @@ Usage:
   superres models list [--json]              catalog and installed models
   superres models info <name> [--json]
   superres models download <name...>         fetch and convert to ONNX (progress on stderr)
-  superres models import <file> [--name N]   .onnx, .pth, ncnn .param/.bin or TF.js model.json
+  superres models import <file> [--name N] [--fp16]
+                                             .onnx, .pth, ncnn .param/.bin or TF.js model.json
+                                             (--fp16: half-size weights, .pth and TF.js only)
   superres models rm <name>
 
 Upscale options:
@@ -59,6 +61,7 @@ const CLI_OPTIONS = {
   model: { type: 'string', short: 'm' },
   kind: { type: 'string' },
   name: { type: 'string' },
+  fp16: { type: 'boolean' },
   scale: { type: 'string', short: 's' },
   outscale: { type: 'string' },
   width: { type: 'string' },

@@ -130,7 +130,7 @@ export class ModelManager implements ModelResolver {
   }
 
   /** Imports a local .onnx, .pth, ncnn .param (+ .bin beside it) or TF.js folder/model.json. */
-  async import(file: string, opts: { name?: string } = {}): Promise<InstalledModel> {
+  async import(file: string, opts: { name?: string; fp16?: boolean } = {}): Promise<InstalledModel> {
     const abs = path.resolve(file);
     const st = await stat(abs).catch(() => null);
     if (!st) throw new SuperresError('INPUT_NOT_FOUND', `No such file: ${file}`);
@@ -145,7 +145,7 @@ export class ModelManager implements ModelResolver {
     const name = opts.name ?? path.basename(abs).replace(/\.(onnx|pth|pt|param|bin)$/i, '').replace(/[^A-Za-z0-9._+-]/g, '_');
     assertModelName(name);
     format = format as ModelFormat;
-    const converted = await convertToOnnx({ format, files, source: `import:${abs}` });
+    const converted = await convertToOnnx({ format, files, source: `import:${abs}`, ...(opts.fp16 ? { fp16: true } : {}) });
     return this.store.put(name, converted.onnx, { ...factsOf(converted), source_format: format, source: `import:${abs}`, description: `Imported from ${path.basename(abs)}` });
   }
 

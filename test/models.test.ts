@@ -13,6 +13,7 @@ import { defaultModelName, findCatalogEntry, loadCatalog } from '../models/catal
 import { ModelManager } from '../models/manager';
 import { downloadFile } from '../models/sources/url';
 import { nearestModel, tempModelDir, writeModel } from './fixtures/models';
+import { srvggStateDict, writePth } from './fixtures/pth';
 import { rejectsWith } from './fixtures/errors';
 
 
@@ -96,6 +97,26 @@ describe('model manager', function () {
     const fake = path.join(home, 'fake.onnx');
     writeFileSync(fake, 'not onnx');
     await rejectsWith(manager.import(fake), 'MODEL_INVALID');
+  });
+
+  it('imports a PyTorch checkpoint, optionally with half-size fp16 weights', async () => {
+    const pth = path.join(home, 'tiny-srvgg.pth');
+    writeFileSync(pth, writePth(srvggStateDict({ scale: 2, numFeat: 16, numConv: 4 }, 5), { wrap: ['params_ema'] }));
+    const full = await manager.import(pth, { name: 'tiny32' });
+    const half = await manager.import(pth, { name: 'tiny16', fp16: true });
+    assert.equal(full.source_format, 'pth');
+    assert.equal(full.scale, 2);
+    assert.ok(half.size_bytes < full.size_bytes * 0.6, `${half.size_bytes} vs ${full.size_bytes}`);
+    const img = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#a0b0c0' } }).png().toBuffer();
+    const a = await upscale(engine, img, { model: 'tiny32' });
+    const b = await upscale(engine, img, { model: 'tiny16' });
+    assert.deepEqual([b.width, b.height], [16, 16]);
+    const [pa, pb] = await Promise.all([sharp(a.data).raw().toBuffer(), sharp(b.data).raw().toBuffer()]);
+    let maxDiff = 0;
+    for (let i = 0; i < pa.length; i++) maxDiff = Math.max(maxDiff, Math.abs(pa[i]! - pb[i]!));
+    assert.ok(maxDiff <= 2, `fp16 weights change pixels by at most 2 levels (got ${maxDiff})`);
+    const onnx = writeModel(home, 'plain', nearestModel(2));
+    await rejectsWith(manager.import(onnx, { fp16: true }), 'INVALID_PARAMETERS');
   });
 
   it('names unknown models with suggestions', async () => {

@@ -19,6 +19,8 @@ export interface ConvertRequest {
   source: string;
   /** Package-relative path of the first file, when it came from a known package (picks per-model options). */
   packagePath?: string;
+  /** Store weights as float16 (half the file, float32 I/O); PyTorch and TF.js weights only. */
+  fp16?: boolean;
 }
 
 export interface ConvertResult {
@@ -30,6 +32,9 @@ export interface ConvertResult {
 }
 
 export async function convertToOnnx(req: ConvertRequest): Promise<ConvertResult> {
+  if (req.fp16 && req.format !== 'pth' && req.format !== 'tfjs') {
+    throw new SuperresError('INVALID_PARAMETERS', `fp16 weight storage is available when converting .pth and TF.js models, not ${req.format}`);
+  }
   switch (req.format) {
     case 'onnx': {
       const onnx = await readFile(req.files[0]!);
@@ -45,13 +50,13 @@ export async function convertToOnnx(req: ConvertRequest): Promise<ConvertResult>
       return { onnx: result.model, scale: result.facts.scale, valueRange: result.facts.valueRange, prePad: result.facts.prePad, architecture: known?.arch ?? 'ncnn' };
     }
     case 'pth': {
-      const result = convertPthToOnnx(await readFile(req.files[0]!), { name: req.source });
+      const result = convertPthToOnnx(await readFile(req.files[0]!), { name: req.source, fp16: req.fp16 === true });
       return { onnx: result.onnx, scale: result.scale, valueRange: '0-1', architecture: result.architecture };
     }
     case 'tfjs': {
       const target = req.files[0]!;
       const modelJson = target.endsWith('.json') ? target : path.join(target, 'model.json');
-      const result = await convertTfjsToOnnx(modelJson, undefined, { source: req.source });
+      const result = await convertTfjsToOnnx(modelJson, undefined, { source: req.source, fp16: req.fp16 === true });
       return { onnx: result.onnx, scale: result.scale, valueRange: result.valueRange, architecture: result.architecture };
     }
   }
