@@ -60,6 +60,7 @@ async function main(): Promise<void> {
     for (const model of models) {
       const { hints } = await manager.resolve(model);
       const scale = hints.scale ?? 4;
+      await manager.load(model); // a warm session: speed excludes model loading
       const gains: number[] = [];
       let pixels = 0;
       let seconds = 0;
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
         process.stdout.write(`${JSON.stringify({ model, image: file, scale, crop: truth.width, y_psnr_model: round(psnrModel), y_psnr_lanczos3: round(psnrLanczos), gain_db: round(psnrModel - psnrLanczos) })}\n`);
       }
       const mean = gains.reduce((a, b) => a + b, 0) / gains.length;
+      await manager.unload(model);
       process.stdout.write(`${JSON.stringify({ model, summary: true, images: gains.length, mean_gain_db: round(mean), min_gain_db: round(Math.min(...gains)), input_mp_per_s: round(pixels / 1e6 / seconds) })}\n`);
     }
   } finally {

@@ -275,3 +275,24 @@ describe('superres models (cli)', function () {
     assert.match(bad.stderr, /INVALID_PARAMETERS/);
   });
 });
+
+describe('package entry point', () => {
+  it('exports the engine, the operations and the model manager', async () => {
+    const pkg = await import('../index');
+    const engine = new pkg.Engine({ providers: ['cpu'], idleDisposeMs: 0 });
+    const home = mkdtempSync(path.join(os.tmpdir(), 'superres-entry-'));
+    try {
+      const models = new pkg.ModelManager({ home, engine });
+      const file = writeModel(home, 'entry-x2', nearestModel(2));
+      await models.import(file);
+      const img = await sharp({ create: { width: 3, height: 2, channels: 3, background: '#fff' } }).png().toBuffer();
+      const r = await pkg.upscale(engine, img, { model: 'entry-x2' });
+      assert.deepEqual([r.width, r.height], [6, 4]);
+      assert.equal(pkg.ERROR_STATUS.IMAGE_TOO_LARGE, 413);
+      assert.ok(pkg.defaultModelName('classic', 4));
+    } finally {
+      await engine.close();
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
