@@ -14,15 +14,8 @@ export function extractChannel(img: PixelImage, channel: number): PixelImage {
 
 /** Adds a constant alpha channel: a uniform alpha needs no inference. */
 export function fillAlpha(colour: PixelImage, value: number): PixelImage {
-  const n = colour.width * colour.height;
-  const c = colour.channels;
-  const channels = (c + 1) as 2 | 4;
-  const data = alloc(colour.depth, n * channels);
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < c; k++) data[i * channels + k] = colour.data[i * c + k]!;
-    data[i * channels + c] = value;
-  }
-  return { width: colour.width, height: colour.height, channels, depth: colour.depth, data };
+  const alpha = alloc(colour.depth, colour.width * colour.height).fill(value);
+  return combineAlpha(colour, { width: colour.width, height: colour.height, channels: 1, depth: colour.depth, data: alpha });
 }
 
 export function combineAlpha(colour: PixelImage, alpha: PixelImage): PixelImage {
