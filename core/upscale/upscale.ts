@@ -10,7 +10,7 @@ import { decodeImage } from '../image/decode';
 import { encodeImage } from '../image/encode';
 import { loadInput, type ImageInput } from '../image/input';
 import { resizePixelsAsync } from '../image/resize';
-import type { DecodedImage, OutputFormat, PixelImage } from '../image/types';
+import type { DecodedImage, EncodedImage, PixelImage } from '../image/types';
 import { autoTileSize } from '../tiling';
 import { parseUpscaleParams, type UpscaleParams } from './params';
 import { planTiles, runTiled, type TilePlan } from './tiled';
@@ -38,14 +38,8 @@ export interface UpscaleOptions {
   hints?: ModelHints;
 }
 
-export interface UpscaleResult {
-  data: Buffer;
-  format: OutputFormat;
-  width: number;
-  height: number;
-  channels: number;
-  depth: 8 | 16;
-  bytes: number;
+/** The encoded image (data, format, width, height, channels, depth, bytes) and how it was made. */
+export interface UpscaleResult extends Omit<EncodedImage, 'iccRestored'> {
   input: { width: number; height: number; format: string; bytes: number; source: string };
   model: { name: string; path: string; scale: number; dtype: string };
   /** Execution provider that ran the model. */

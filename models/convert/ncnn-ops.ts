@@ -74,8 +74,8 @@ function spatialPair(layer: NcnnLayer, wId: number, hId: number, def: number): [
   return [layer.params.int(hId, w), w];
 }
 
-/** Convolution / ConvolutionDepthWise parameters (ids from ncnn's operation-param table). */
-export function convGeometry(net: NcnnNet, layer: NcnnLayer): ConvGeometry {
+/** The parameters Convolution and Deconvolution share (ids from ncnn's operation-param table), checked. */
+function readWindow(net: NcnnNet, layer: NcnnLayer, depthWiseType: string) {
   const p = layer.params;
   const numOutput = p.int(0, 0);
   const kernel = spatialPair(layer, 1, 11, 0);
@@ -86,17 +86,23 @@ export function convGeometry(net: NcnnNet, layer: NcnnLayer): ConvGeometry {
   const top = p.int(14, left);
   const bottom = p.int(16, top);
   const weightSize = p.int(6, 0);
-  const group = layer.type === 'ConvolutionDepthWise' ? p.int(7, 1) : 1;
-  if (p.int(8, 0) !== 0) throw layerError(net, layer, 'int8 quantized convolutions are not supported');
-  if (p.int(19, 0) !== 0) throw layerError(net, layer, 'dynamic-weight convolutions are not supported');
+  const group = layer.type === depthWiseType ? p.int(7, 1) : 1;
   if (numOutput < 1 || kernel[0] < 1 || kernel[1] < 1 || stride[0] < 1 || stride[1] < 1 || dilation[0] < 1 || dilation[1] < 1 || group < 1) {
     throw layerError(net, layer, 'bad num_output / kernel / stride / dilation / group');
   }
-  const perGroup = numOutput * kernel[0] * kernel[1];
-  const cinPerGroup = weightSize / perGroup;
+  const cinPerGroup = weightSize / (numOutput * kernel[0] * kernel[1]);
   if (!Number.isInteger(cinPerGroup) || cinPerGroup < 1 || numOutput % group !== 0) {
     throw layerError(net, layer, `weight_data_size ${weightSize} does not fit num_output ${numOutput}, kernel ${kernel.join('x')}, group ${group}`);
   }
+  return { numOutput, kernel, dilation, stride, left, right, top, bottom, weightSize, group, cinPerGroup, bias: p.int(5, 0) !== 0 };
+}
+
+/** Convolution / ConvolutionDepthWise parameters (ids from ncnn's operation-param table). */
+export function convGeometry(net: NcnnNet, layer: NcnnLayer): ConvGeometry {
+  const p = layer.params;
+  if (p.int(8, 0) !== 0) throw layerError(net, layer, 'int8 quantized convolutions are not supported');
+  if (p.int(19, 0) !== 0) throw layerError(net, layer, 'dynamic-weight convolutions are not supported');
+  const { numOutput, kernel, dilation, stride, left, right, top, bottom, weightSize, group, cinPerGroup, bias } = readWindow(net, layer, 'ConvolutionDepthWise');
   let pads: ConvGeometry['pads'];
   if (left === -233 || left === -234) {
     pads = left === -233 ? 'SAME_UPPER' : 'SAME_LOWER';
@@ -106,7 +112,7 @@ export function convGeometry(net: NcnnNet, layer: NcnnLayer): ConvGeometry {
   }
   const padValue = p.float(18, 0);
   if (typeof pads === 'string' && padValue !== 0) throw layerError(net, layer, '"same" padding with a non-zero pad_value is not supported');
-  return { numOutput, kernel, dilation, stride, pads, padValue, bias: p.int(5, 0) !== 0, weightSize, group, cinPerGroup, activation: activationOf(layer) };
+  return { numOutput, kernel, dilation, stride, pads, padValue, bias, weightSize, group, cinPerGroup, activation: activationOf(layer) };
 }
 
 export interface DeconvGeometry {
@@ -127,33 +133,17 @@ export interface DeconvGeometry {
 /** Deconvolution / DeconvolutionDepthWise parameters. */
 export function deconvGeometry(net: NcnnNet, layer: NcnnLayer): DeconvGeometry {
   const p = layer.params;
-  const numOutput = p.int(0, 0);
-  const kernel = spatialPair(layer, 1, 11, 0);
-  const dilation = spatialPair(layer, 2, 12, 1);
-  const stride = spatialPair(layer, 3, 13, 1);
-  const left = p.int(4, 0);
-  const right = p.int(15, left);
-  const top = p.int(14, left);
-  const bottom = p.int(16, top);
   const outPadRight = p.int(18, 0);
   const outPadBottom = p.int(19, outPadRight);
-  const weightSize = p.int(6, 0);
-  const group = layer.type === 'DeconvolutionDepthWise' ? p.int(7, 1) : 1;
   if (p.int(20, 0) !== 0 || p.int(21, 0) !== 0) throw layerError(net, layer, 'fixed output_w / output_h are not supported');
   if (p.int(28, 0) !== 0) throw layerError(net, layer, 'dynamic-weight deconvolutions are not supported');
+  const { numOutput, kernel, dilation, stride, left, right, top, bottom, weightSize, group, cinPerGroup, bias } = readWindow(net, layer, 'DeconvolutionDepthWise');
   if ([left, right, top, bottom].some((v) => v < 0)) throw layerError(net, layer, `padding ${[top, left, bottom, right].join(',')} is not supported`);
-  if (numOutput < 1 || kernel[0] < 1 || kernel[1] < 1 || stride[0] < 1 || stride[1] < 1 || dilation[0] < 1 || dilation[1] < 1 || group < 1) {
-    throw layerError(net, layer, 'bad num_output / kernel / stride / dilation / group');
-  }
-  const cinPerGroup = weightSize / (numOutput * kernel[0] * kernel[1]);
-  if (!Number.isInteger(cinPerGroup) || cinPerGroup < 1 || numOutput % group !== 0) {
-    throw layerError(net, layer, `weight_data_size ${weightSize} does not fit num_output ${numOutput}, kernel ${kernel.join('x')}, group ${group}`);
-  }
   return {
     numOutput, kernel, dilation, stride,
     pads: { top, left, bottom, right },
     outputPad: [outPadBottom, outPadRight],
-    bias: p.int(5, 0) !== 0,
+    bias,
     weightSize, group, cinPerGroup,
     activation: activationOf(layer),
   };
