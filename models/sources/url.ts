@@ -5,7 +5,7 @@
  * for the file on Hugging Face's main branch.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -73,13 +73,19 @@ function fetchToFile(url: string, file: string, opts: DownloadOptions, redirects
   const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
     let settled = false;
+    let out: WriteStream | undefined;
     const fail = (err: SuperresError) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
       req.destroy();
-      reject(err);
+      // The temp file is opened asynchronously: reject only once the stream is closed, so the
+      // caller's cleanup cannot run before the file exists and leave a stray .part behind.
+      if (out && !out.closed) {
+        out.once('close', () => reject(err));
+        out.destroy();
+      } else reject(err);
     };
     const onAbort = () => fail(new SuperresError('CANCELLED', `Download of ${url} was cancelled`));
     const timer = setTimeout(() => fail(new SuperresError('FETCH_FAILED', `Download of ${url} timed out after ${timeoutMs} ms`, { url })), timeoutMs);
@@ -103,7 +109,7 @@ function fetchToFile(url: string, file: string, opts: DownloadOptions, redirects
       const length = Number(res.headers['content-length']);
       const total = Number.isFinite(length) && length > 0 ? length : null;
       const hash = createHash('sha256');
-      const out = createWriteStream(file);
+      out = createWriteStream(file);
       let bytes = 0;
       let lastReport = 0;
       res.on('data', (chunk: Buffer) => {
@@ -120,7 +126,8 @@ function fetchToFile(url: string, file: string, opts: DownloadOptions, redirects
         ? new SuperresError('DISK_FULL', `Disk full while saving ${path.basename(file)}; free some space or point SUPERRES_HOME elsewhere`)
         : new SuperresError('INTERNAL_ERROR', `Cannot write ${file}: ${err.message}`)));
       res.pipe(out);
-      out.on('finish', () => {
+      res.on('aborted', () => fail(new SuperresError('FETCH_FAILED', `Download of ${url} broke off after ${bytes} bytes`, { url })));
+      out.on('close', () => {
         if (settled) return;
         if (total !== null && bytes !== total) return fail(new SuperresError('FETCH_FAILED', `Download of ${url} ended early (${bytes} of ${total} bytes)`, { url }));
         settled = true;
