@@ -11,6 +11,8 @@ import { Engine } from '../core/engine/engine';
 import { engineConfigFromEnv, type EngineConfigInput } from '../core/engine/config';
 import { SuperresError, toSuperresError } from '../core/errors';
 import { ModelManager } from '../models/manager';
+import { jobsConfigFromEnv, Superres } from '../runtime/runtime';
+import { runJobsCommand, runWorkerCommand } from './jobs-command';
 import { runModelsCommand } from './models-command';
 import { runUpscaleCommand } from './upscale-command';
 
@@ -27,6 +29,20 @@ Usage:
                                              .onnx, .pth, ncnn .param/.bin or TF.js model.json
                                              (--fp16: half-size weights, .pth and TF.js only)
   superres models rm <name>
+
+Jobs (a queue in the data dir; run a worker in one terminal, submit from another):
+  superres worker [--concurrency N]          process queued jobs until Ctrl-C (a running job
+                                             is put back in the queue and resumed next time)
+  superres jobs submit <image...> [upscale options] [--webhook URL]
+                                             queue images; prints the job id(s)
+  superres jobs status <id>                  one job (--json: the full job document)
+  superres jobs wait <id>                    block until the job ends
+  superres jobs result <id> -o <file>        save a completed job's image
+  superres jobs list [--status S[,S]] [--limit N] [--offset N]
+  superres jobs cancel <id>                  queued: at once; processing: within a tile
+  superres jobs clear                        cancel every queued job
+  superres jobs cleanup [--hours N]          remove finished jobs older than N hours (default 24)
+  superres jobs stats
 
 Upscale options:
   -o, --output <path>      output file (one input) or folder (several inputs, or ending in /)
@@ -50,6 +66,7 @@ Common options:
       --providers <list>   execution providers in order, e.g. cuda,cpu (default cuda,cpu)
       --threads <n>        inference threads (default: all cores)
       --json               machine-readable JSON output
+      --home <dir>         data dir (default SUPERRES_HOME or ~/.superres)
   -h, --help               this help
   -v, --version            print the version
 
@@ -77,6 +94,13 @@ const CLI_OPTIONS = {
   providers: { type: 'string' },
   threads: { type: 'string' },
   json: { type: 'boolean' },
+  webhook: { type: 'string' },
+  status: { type: 'string' },
+  limit: { type: 'string' },
+  offset: { type: 'string' },
+  hours: { type: 'string' },
+  concurrency: { type: 'string' },
+  home: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -109,14 +133,15 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return values.help ? 0 : 2;
   }
-  if (command !== 'upscale' && command !== 'models') {
+  if (command !== 'upscale' && command !== 'models' && command !== 'worker' && command !== 'jobs') {
     throw new SuperresError('INVALID_PARAMETERS', `Unknown command "${command}"; see superres --help`);
   }
   const config: EngineConfigInput = { ...engineConfigFromEnv(), idleDisposeMs: 0 };
   if (values.providers) config.providers = values.providers.split(',').map((s) => s.trim()) as EngineConfigInput['providers'];
   if (values.threads) config.threads = Number(values.threads);
+  if (command === 'worker' || command === 'jobs') return runWithRuntime(command, rest, values, config);
   const engine = new Engine(config);
-  const models = new ModelManager({ engine });
+  const models = new ModelManager({ engine, ...(values.home ? { home: values.home } : {}) });
   const abort = new AbortController();
   const onSignal = () => abort.abort(new Error('interrupted'));
   process.once('SIGINT', onSignal);
@@ -129,6 +154,31 @@ async function main(argv: string[]): Promise<number> {
     process.off('SIGTERM', onSignal);
     models.close();
     await engine.close();
+  }
+}
+
+/** worker and jobs share the data dir's queue through a Superres runtime. */
+async function runWithRuntime(command: 'worker' | 'jobs', args: string[], values: CliValues, engine: EngineConfigInput): Promise<number> {
+  const concurrency = values.concurrency ? Number(values.concurrency) : undefined;
+  if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency >= 1)) throw new SuperresError('INVALID_PARAMETERS', '--concurrency must be a whole number, 1 or more');
+  const runtime = new Superres({
+    ...(values.home ? { home: values.home } : {}),
+    engine: { ...engine, idleDisposeMs: 30_000 },
+    jobs: { ...(concurrency ? { concurrency } : {}), ...jobsConfigFromEnv() },
+    // Only the worker takes jobs; `jobs …` commands submit and read.
+    processJobs: false,
+  });
+  const abort = new AbortController();
+  const onSignal = () => abort.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const ctx = { runtime, signal: abort.signal };
+    return command === 'worker' ? await runWorkerCommand(ctx, values) : await runJobsCommand(ctx, args, values);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await runtime.close();
   }
 }
 

@@ -14,22 +14,7 @@ export async function runUpscaleCommand(ctx: CliContext, inputs: string[], value
   if (!values.output) throw new SuperresError('INVALID_PARAMETERS', 'Missing -o/--output');
   const output = values.output;
   const outputIsDir = inputs.length > 1 || output.endsWith('/') || (await stat(output).then((s) => s.isDirectory(), () => false));
-  const params: Record<string, unknown> = {
-    model: values.model ?? ctx.engine.config.defaultModel ?? pickDefault(values),
-    scale: values.scale,
-    outscale: values.outscale,
-    width: values.width,
-    height: values.height,
-    tile_size: values.tile,
-    tile_pad: values['tile-pad'],
-    tile_overlap: values['tile-overlap'],
-    pre_pad: values['pre-pad'],
-    format: values.format ?? (outputIsDir ? undefined : formatFromExtension(output)),
-    quality: values.quality,
-    alpha_mode: values['alpha-mode'],
-    keep_metadata: values['keep-metadata'],
-  };
-  for (const k of Object.keys(params)) if (params[k] === undefined) delete params[k];
+  const params = upscaleParamsFromCli(values, ctx.engine.config.defaultModel, outputIsDir ? undefined : output);
 
   const bar = new ProgressBar();
   try {
@@ -53,6 +38,30 @@ export async function runUpscaleCommand(ctx: CliContext, inputs: string[], value
   } finally {
     bar.clear();
   }
+}
+
+/**
+ * The upscale parameters given on the command line, in the core's names (validated later by the
+ * core schema). `output` lends its extension as the format when --format is absent.
+ */
+export function upscaleParamsFromCli(values: CliValues, engineDefault: string | undefined, output?: string): Record<string, unknown> {
+  const params: Record<string, unknown> = {
+    model: values.model ?? engineDefault ?? pickDefault(values),
+    scale: values.scale,
+    outscale: values.outscale,
+    width: values.width,
+    height: values.height,
+    tile_size: values.tile,
+    tile_pad: values['tile-pad'],
+    tile_overlap: values['tile-overlap'],
+    pre_pad: values['pre-pad'],
+    format: values.format ?? (output ? formatFromExtension(output) : undefined),
+    quality: values.quality,
+    alpha_mode: values['alpha-mode'],
+    keep_metadata: values['keep-metadata'],
+  };
+  for (const k of Object.keys(params)) if (params[k] === undefined) delete params[k];
+  return params;
 }
 
 /** --kind and the requested scale pick the catalog's default model. */

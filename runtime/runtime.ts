@@ -8,7 +8,7 @@ import { statfs } from 'node:fs/promises';
 import * as os from 'node:os';
 import { Engine } from '../core/engine/engine';
 import { EngineConfigSchema, type EngineConfigInput } from '../core/engine/config';
-import { toSuperresError } from '../core/errors';
+import { SuperresError, toSuperresError } from '../core/errors';
 import type { ImageInput } from '../core/image/input';
 import { LocalJobQueue, type LocalJobQueueOptions } from '../core/jobs/local-queue';
 import type { JobQueue } from '../core/jobs/types';
@@ -52,6 +52,33 @@ export interface SystemInfo {
 }
 
 const STARTED = Date.now();
+
+/**
+ * Job queue settings from the environment (surfaces merge their own on top):
+ * SUPERRES_JOB_CONCURRENCY=1  SUPERRES_MAX_QUEUED=1000  SUPERRES_RETENTION_HOURS=24
+ * SUPERRES_JOB_ATTEMPTS=3  SUPERRES_ALLOW_PRIVATE_WEBHOOKS=1 (SUPERRES_ALLOW_PRIVATE_URLS=1 also allows them)
+ */
+export function jobsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NonNullable<SuperresOptions['jobs']> {
+  const num = (name: string): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) throw new SuperresError('INVALID_PARAMETERS', `${name} must be a non-negative number, not "${raw}"`);
+    return n;
+  };
+  const cfg: NonNullable<SuperresOptions['jobs']> = {};
+  const concurrency = num('SUPERRES_JOB_CONCURRENCY');
+  const maxQueued = num('SUPERRES_MAX_QUEUED');
+  const retention = num('SUPERRES_RETENTION_HOURS');
+  const attempts = num('SUPERRES_JOB_ATTEMPTS');
+  if (concurrency) cfg.concurrency = Math.floor(concurrency);
+  if (maxQueued) cfg.maxQueued = Math.floor(maxQueued);
+  if (retention !== undefined) cfg.retentionHours = retention;
+  if (attempts) cfg.maxAttempts = Math.floor(attempts);
+  const yes = (v: string | undefined) => v !== undefined && /^(1|true|yes)$/i.test(v);
+  if (yes(env.SUPERRES_ALLOW_PRIVATE_WEBHOOKS) || yes(env.SUPERRES_ALLOW_PRIVATE_URLS)) cfg.webhooks = { allowPrivate: true };
+  return cfg;
+}
 
 export class Superres {
   readonly home: string;
