@@ -36,10 +36,13 @@ export async function runWorkerCommand(ctx: JobsContext, values: CliValues): Pro
   const state = await runtime.jobs.state();
   process.stderr.write(`superres worker: ${runtime.home} — ${state.queued} queued; Ctrl-C stops (a running job is resumed by the next worker)\n`);
   runtime.jobs.start();
+  // The queue's own timers are unref'd (a library must not hold a process open); the worker must.
+  const keepAlive = setInterval(() => undefined, 60_000);
   await new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
   });
+  clearInterval(keepAlive);
   process.stderr.write('superres worker: stopping\n');
   await runtime.jobs.stop();
   return 0;

@@ -42,6 +42,20 @@ export async function probeImage(buffer: Buffer, limits: ImageLimits): Promise<I
   return (await inspect(buffer, limits)).probe;
 }
 
+/**
+ * Probe plus a full decode that keeps no pixels: finds truncated or corrupt data up front, so a
+ * job queue can refuse a broken upload at submit time (400) instead of failing the job later.
+ */
+export async function verifyImage(buffer: Buffer, limits: ImageLimits): Promise<ImageProbe> {
+  const probe = await probeImage(buffer, limits);
+  try {
+    await sharp(buffer, { failOn: FAIL_ON, limitInputPixels: Math.max(1, Math.floor(limits.maxInputPixels)), pages: 1 }).stats();
+  } catch (err) {
+    throw decodeError(err, buffer, probe.format);
+  }
+  return probe;
+}
+
 /** Header read + limit checks, keeping the raw metadata for decodeImage. */
 async function inspect(buffer: Buffer, limits: ImageLimits): Promise<{ probe: ImageProbe; meta: Metadata }> {
   if (buffer.length === 0) throw new SuperresError('INVALID_IMAGE', 'The image is empty (0 bytes)');

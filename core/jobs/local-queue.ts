@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import type { Engine } from '../engine/engine';
 import { SuperresError, toSuperresError } from '../errors';
 import { writeFileAtomic } from '../fs-atomic';
-import { probeImage } from '../image/decode';
+import { verifyImage } from '../image/decode';
 import { extensionFor, mimeTypeFor } from '../image/formats';
 import { loadInput } from '../image/input';
 import { getOperation } from '../operations';
@@ -170,7 +170,7 @@ export class LocalJobQueue extends EventEmitter implements JobQueue {
     if (request.webhook) validateWebhookUrl(request.webhook.url);
     const config = this.engine.config;
     const loaded = await loadInput(request.input, { fetch: config.fetch, maxInputBytes: config.limits.maxInputBytes });
-    const probe = await probeImage(loaded.buffer, config.limits);
+    const probe = await verifyImage(loaded.buffer, config.limits);
     const jobId = randomUUID();
     const ext = probe.format === 'jpeg' ? 'jpg' : probe.format;
     const file = path.join(this.jobDir(jobId), `input.${ext}`);
