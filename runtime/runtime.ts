@@ -39,6 +39,7 @@ export interface SystemInfo {
   memory_usage_percent: number;
   disk_usage_percent: number | null;
   gpu_available: boolean;
+  /** Providers of the loaded sessions, or the configured order while none is loaded. */
   execution_providers: string[];
   models_dir: string;
   models_dir_size_mb: number;
@@ -133,6 +134,8 @@ export class Superres {
     const load = os.loadavg()[0] ?? 0;
     const cpus = os.availableParallelism();
     const providers = this.engine.config.providers;
+    // A GPU counts as available once a session actually runs on one; configured is not enough.
+    const inUse = await this.engine.providersInUse();
     const loaded = this.models.loadedModels();
     return {
       status: 'ok',
@@ -141,8 +144,8 @@ export class Superres {
       cpu_usage_percent: Math.round(Math.min(100, (load / cpus) * 100) * 10) / 10,
       memory_usage_percent: Math.round((1 - os.freemem() / os.totalmem()) * 1000) / 10,
       disk_usage_percent: disk,
-      gpu_available: providers.some((p) => p !== 'cpu'),
-      execution_providers: providers,
+      gpu_available: inUse.some((p) => p !== 'cpu'),
+      execution_providers: inUse.length ? inUse : providers,
       models_dir: dir.models_directory,
       models_dir_size_mb: dir.total_size_mb,
       jobs_queue_length: state.queued,

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { SuperresError, toSuperresError } from '../errors';
 import { EngineConfigSchema, type EngineConfig, type EngineConfigInput } from './config';
 import { WorkerPool } from './pool';
-import type { ModelHints, ModelInfo, ModelResolver, ResolveOptions, ResolvedModel, TensorData } from './types';
+import type { ModelHints, ModelInfo, ModelResolver, ProviderName, ResolveOptions, ResolvedModel, TensorData } from './types';
 
 interface SessionEntry {
   key: string;
@@ -138,6 +138,12 @@ export class Engine {
     let references = 0;
     for (const e of this.sessions.values()) references += e.refs;
     return { sessions: this.sessions.size, references, queuedRuns: this.pool.queuedRuns, activeRuns: this.pool.activeRuns };
+  }
+
+  /** Execution providers of the sessions loaded now (e.g. ['cuda'] once a model runs on the GPU). */
+  async providersInUse(): Promise<ProviderName[]> {
+    const infos = await Promise.allSettled([...this.sessions.values()].map((e) => e.info));
+    return [...new Set(infos.flatMap((r) => (r.status === 'fulfilled' ? [r.value.provider] : [])))];
   }
 
   async close(): Promise<void> {
