@@ -30,6 +30,9 @@ Usage:
                                              (--fp16: half-size weights, .pth and TF.js only)
   superres models rm <name>
 
+MCP server (tools for AI agents; see README "MCP server"):
+  superres mcp [--http [--host H] [--port N]] [--allow-dir DIR]...
+
 Jobs (a queue in the data dir; run a worker in one terminal, submit from another):
   superres worker [--concurrency N]          process queued jobs until Ctrl-C (a running job
                                              is put back in the queue and resumed next time)
@@ -123,6 +126,8 @@ export interface CliContext {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // The MCP server has its own flags (--http, --port, --allow-dir …): hand it the raw arguments.
+  if (argv[0] === 'mcp') return (await import('../mcp/main.js')).runMcpCommand(argv.slice(1));
   const { values, positionals } = parseCommandLine(argv);
   if (values.version) {
     process.stdout.write(`${VERSION}\n`);
