@@ -15,8 +15,8 @@ import type { DecodedImage, EncodedImage, PixelImage } from '../image/types';
 import { upscale } from '../upscale/upscale';
 import { detectorFor, eyeDistance, selectFaces, type DetectedFace } from './detect';
 import {
-  composeSimilarity, CROP_SIZE, estimateSimilarity, FACEXLIB_BORDER, facexlibMask, invertSimilarity, pasteCrop,
-  templateFor, upscaleMap, warpToFloat, type FloatRgb, type Point, type Similarity,
+  composeSimilarity, CROP_SIZE, estimateSimilarity, facexlibMask, invertSimilarity, pasteCrop,
+  templateFor, upscaleMap, warpToFloat, type BorderMode, type FloatRgb, type Point, type Similarity,
 } from './geometry';
 import { parseFaceRestoreParams, type FaceRestoreParams } from './params';
 import { acquireRestorer, upsampleCrop, type FaceRestorer } from './restore';
@@ -223,7 +223,7 @@ async function enhanceFace(
   const srScale = sr?.info.scale ?? 1;
   const size = restorer ? CROP_SIZE : Math.max(16, Math.round(CROP_SIZE / srScale));
   let imageToCrop = estimateSimilarity(landmarks, templateFor(size));
-  let crop = await warpToFloat(image, invertSimilarity(imageToCrop), size, size, FACEXLIB_BORDER, signal);
+  let crop = await warpToFloat(image, invertSimilarity(imageToCrop), size, size, CROP_BORDER, signal);
   if (restorer) crop = await restorer.restore(crop, p.fidelity, signal);
   if (sr) {
     crop = await upsampleCrop(sr, crop, signal);
@@ -232,6 +232,15 @@ async function enhanceFace(
   }
   return { crop, imageToCrop };
 }
+
+/**
+ * Border for the aligned crop where it reaches past the image: facexlib's 'reflect101' option
+ * (cv2.BORDER_REFLECT_101) rather than its default gray constant (FACEXLIB_BORDER). With the gray
+ * constant, bilinear sampling of the pasted crop bleeds gray into the image's outer row
+ * wherever a face touches the image edge (measured: 4/255 with the identity model); reflected
+ * pixels continue the image, so the paste is seamless there.
+ */
+const CROP_BORDER: BorderMode = { mode: 'reflect' };
 
 class Progress {
   done = 0;
