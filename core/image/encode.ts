@@ -26,7 +26,8 @@ export const OutputFormatSchema = z
   .transform((v): OutputFormat | 'auto' => (v === 'jpg' ? 'jpeg' : v));
 
 export const DEFAULT_QUALITY = 85;
-export const QualitySchema = z.number().int().min(1).max(100).default(DEFAULT_QUALITY);
+// Coerced: forms, query strings and editor fields carry quality as text ("90").
+export const QualitySchema = z.coerce.number().int().min(1).max(100).default(DEFAULT_QUALITY);
 
 export interface EncodeOptions {
   format: OutputFormat | 'auto' | 'jpg';
