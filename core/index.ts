@@ -8,6 +8,7 @@ export { upscale, type UpscaleOptions, type UpscaleProgress, type UpscaleResult,
 export { UpscaleParamsSchema, parseUpscaleParams, type UpscaleParams, type UpscaleParamsInput } from './upscale/params';
 export { writeFileAtomic } from './fs-atomic';
 export * from './image';
-export { OPERATIONS, getOperation, upscaleOperation, type OperationDefinition, type OperationProgress, type OperationResult, type OperationRunOptions } from './operations';
+export { OPERATIONS, getOperation, upscaleOperation, faceRestoreOperation, type OperationStepProgress, type OperationDefinition, type OperationProgress, type OperationResult, type OperationRunOptions } from './operations';
 export { LocalJobQueue, MAX_BATCH, type LocalJobQueueOptions } from './jobs/local-queue';
 export * from './jobs/types';
+export * from './face';

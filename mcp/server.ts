@@ -11,6 +11,7 @@ import { AllowedDirs } from './paths';
 import { DEFAULT_HEARTBEAT_MS } from './progress';
 import { registerResources } from './resources';
 import { ToolRegistry, type ToolContext } from './tools/define';
+import { registerFaceTools } from './tools/faces';
 import { registerJobTools } from './tools/jobs';
 import { registerModelTools } from './tools/models';
 import { registerSystemTools } from './tools/system';
@@ -28,6 +29,7 @@ export interface SuperresMcpServerOptions {
 const INSTRUCTIONS = `superres upscales images with AI super-resolution models (Real-ESRGAN and others) on this machine.
 - upscale_image: one image, result written to a file (returned as a resource link with a small preview).
 - submit_upscale_job / get_job / get_job_result: the same in the background, for big or many images.
+- restore_faces: restore faces (GFPGAN/CodeFormer-style ONNX models) at given 5-point landmarks, optionally upscaling the background.
 - list_models / download_model: available models; the default model is used when none is named.
 Inputs are file paths, http(s) URLs, data: URIs or base64. Files must lie in the allowed directories (see system_info).`;
 
@@ -52,6 +54,7 @@ export function createSuperresMcpServer(runtime: Superres, options: SuperresMcpS
 
   const tools = new ToolRegistry(server);
   registerUpscaleTools(tools, ctx);
+  registerFaceTools(tools, ctx);
   registerJobTools(tools, ctx);
   registerModelTools(tools, ctx);
   registerSystemTools(tools, ctx);

@@ -14,6 +14,7 @@ import { parseFaceRestoreParams, FaceRestoreParamsSchema } from '../core/face/pa
 import { acquireRestorer, describeRestorationSignature } from '../core/face/restore';
 import { restoreFaces } from '../core/face/pipeline';
 import { readModelIO } from '../models/onnx/inspect';
+import { OnnxGraphBuilder, type Dim } from '../models/onnx/builder';
 import { nearestModel, srvggModel, tempModelDir, writeModel } from './fixtures/models';
 import { rejectsWith } from './fixtures/errors';
 import * as img from './fixtures/images';
@@ -22,6 +23,19 @@ import {
 } from './fixtures/face';
 
 const LIMITS = { maxInputPixels: 1e9, maxOutputPixels: 1e9, maxInputBytes: 1e9 };
+
+/**
+ * CodeFormer-like model whose output really depends on the fidelity weight: y = w·x. The
+ * scalar input comes first (found by name, not position); its type and shape vary like the
+ * real exports' (float64 rank 0, float32 [1]).
+ */
+function weightedRestorer(weightName = 'weight', weightType: 'float64' | 'float32' = 'float64', weightDims: Dim[] = [], imageDims: Dim[] = [1, 3, 512, 512]): Buffer {
+  const g = new OnnxGraphBuilder({ graphName: 'face_weighted' });
+  const w = g.input(weightName, weightType, weightDims);
+  const x = g.input('x', 'float32', imageDims);
+  g.output(g.mul(x, g.cast(w, 'float32')), 'float32', imageDims, 'y');
+  return g.toBuffer();
+}
 
 async function pixelsOf(buf: Buffer): Promise<PixelImage> {
   return (await decodeImage(buf, { limits: LIMITS })).pixels;
@@ -311,9 +325,118 @@ describe('restoreFaces', function () {
       await rejectsWith(restoreFaces(engine, input, { model: models.sr2, landmarks: [landmarks] }), 'MODEL_INVALID', /x2/);
     });
 
-    it('MODEL_INVALID for a CodeFormer-like two-input model until the engine feeds a second input', async () => {
-      // Documents today's engine limitation (see core/face/restore.ts); flip this test when the engine supports extra inputs.
-      await rejectsWith(acquireRestorer(engine, models.codeformer), 'MODEL_INVALID', /second input.*fidelity/);
+    it('MODEL_INVALID for a scalar input not named like a fidelity weight or not a float', async () => {
+      await rejectsWith(acquireRestorer(engine, writeModel(dir, 'face-alpha', weightedRestorer('alpha'))), 'MODEL_INVALID', /2 non-fidelity inputs \(x, alpha\)/);
+      await rejectsWith(acquireRestorer(engine, writeModel(dir, 'face-int-weight', codeformerLikeRestorer('int64'))), 'MODEL_INVALID', /weight: int64/);
     });
+  });
+
+  describe('CodeFormer-like models (fidelity input)', () => {
+    it('loads a two-input model and feeds the fidelity by name', async () => {
+      const r = await acquireRestorer(engine, models.codeformer);
+      try {
+        assert.equal(r.usesFidelity, true);
+      } finally {
+        r.release();
+      }
+      const out = await restoreFaces(engine, input, { model: models.codeformer, upscale: 1, fidelity: 0.3, landmarks: [landmarks], format: 'png' });
+      assert.deepEqual([out.fidelity_used, out.restored, out.warnings], [0.3, 1, []]);
+      // that model ignores w (y = x + 0·w): the identity round trip holds
+      assert.ok(diffStats((await pixelsOf(out.data)).data, inputPixels).max <= 2);
+    });
+
+    it('two fidelities give the outputs y = w·x predicts', async () => {
+      for (const [type, dims] of [['float64', []], ['float32', [1]]] as const) {
+        const model = writeModel(dir, `face-weighted-${type}`, weightedRestorer('weight', type, [...dims]));
+        const at = async (fidelity: number) => {
+          const r = await restoreFaces(engine, input, { model, upscale: 1, fidelity, landmarks: [landmarks], format: 'png' });
+          assert.equal(r.fidelity_used, fidelity);
+          return pixelsOf(r.data);
+        };
+        const [low, high] = [await at(0.2), await at(0.9)];
+        // in the model's [-1, 1] space y = w·x, so a pixel v becomes 127.5 + w·(v − 127.5)
+        const [nx, ny] = landmarks[2]!.map(Math.round) as [number, number];
+        for (let c = 0; c < 3; c++) {
+          const i = (ny * W + nx) * 3 + c;
+          const v = inputPixels[i]!;
+          for (const [img, w] of [[low, 0.2], [high, 0.9]] as const) {
+            const want = 127.5 + w * (v - 127.5);
+            assert.ok(Math.abs(img.data[i]! - want) <= 2, `${type} w=${w} c${c}: ${img.data[i]} vs ${want.toFixed(1)}`);
+          }
+        }
+        const d = diffStats(low.data, high.data);
+        assert.ok(d.max > 20, `fidelity made no difference (${type}): max ${d.max}`);
+        // outside the face the two agree exactly
+        assert.equal(low.data[0], high.data[0]);
+      }
+    });
+  });
+});
+
+describe('engine scalar extra inputs', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let engine: Engine;
+  const nchw: Dim[] = [1, 3, 'H', 'W'];
+  const tile = (v: number) => ({ data: new Float32Array(3 * 8 * 8).fill(v), dims: [1, 3, 8, 8] as [number, number, number, number] });
+
+  before(() => {
+    dir = tempModelDir('superres-extras-');
+    engine = new Engine({ providers: ['cpu'], threads: 1, idleDisposeMs: 0 });
+  });
+
+  after(async () => {
+    await engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('describes scalar inputs and feeds them by name with their declared type', async () => {
+    for (const [type, dims] of [['float64', []], ['float32', [1]]] as const) {
+      const h = await engine.acquireModel(writeModel(dir, `w-${type}`, weightedRestorer('w', type, [...dims], nchw)));
+      try {
+        assert.equal(h.info.inputName, 'x');
+        assert.deepEqual(h.info.extraInputs, [{ name: 'w', type, dims: [...dims] }]);
+        assert.equal(h.info.scale, 1, 'probe ran with the scalar fed');
+        const out = await h.run(tile(0.5), undefined, { w: 3 });
+        assert.deepEqual(out.dims, [1, 3, 8, 8]);
+        assert.ok(out.data.every((v) => v === 1.5), `y = w·x: ${out.data[0]}`);
+        const out2 = await h.run(tile(0.5), undefined, { w: -1 });
+        assert.equal(out2.data[0], -0.5);
+      } finally {
+        h.release();
+      }
+    }
+  });
+
+  it('single-input models report no extra inputs', async () => {
+    const h = await engine.acquireModel(writeModel(dir, 'sr', srvggModel({ scale: 2 })));
+    assert.deepEqual(h.info.extraInputs, []);
+    h.release();
+  });
+
+  it('refuses a missing, non-finite or unknown scalar with INVALID_PARAMETERS', async () => {
+    const h = await engine.acquireModel(writeModel(dir, 'w-check', weightedRestorer('w', 'float32', [], nchw)));
+    try {
+      await rejectsWith(h.run(tile(0.5)), 'INVALID_PARAMETERS', /input "w".*none was given/);
+      await rejectsWith(h.run(tile(0.5), undefined, { w: Number.NaN }), 'INVALID_PARAMETERS', /finite/);
+      await rejectsWith(h.run(tile(0.5), undefined, { w: 1, gamma: 2 }), 'INVALID_PARAMETERS', /"gamma"/);
+      // the session still works afterwards
+      assert.equal((await h.run(tile(0.5), undefined, { w: 2 })).data[0], 1);
+    } finally {
+      h.release();
+    }
+  });
+
+  it('refuses inputs that are neither one image nor scalar floats with MODEL_INVALID', async () => {
+    const vector = (() => {
+      const g = new OnnxGraphBuilder({ graphName: 'vector_extra' });
+      const w = g.input('w', 'float32', [2]);
+      const x = g.input('x', 'float32', nchw);
+      g.output(g.add(x, g.mul(g.reshape(g.slice(w, { starts: [0], ends: [1], axes: [0] }), []), g.scalar(0))), 'float32', nchw, 'y');
+      return g.toBuffer();
+    })();
+    await rejectsWith(engine.acquireModel(writeModel(dir, 'vector', vector)), 'MODEL_INVALID', /w: float32\[2\].*scalar/);
+    await rejectsWith(engine.acquireModel(writeModel(dir, 'int-scalar', codeformerLikeRestorer('int64'))), 'MODEL_INVALID', /weight: int64/);
+    assert.equal(engine.stats().sessions, 0);
   });
 });

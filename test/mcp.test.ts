@@ -162,7 +162,7 @@ describe('mcp server', function () {
       const byName = new Map(tools.map((t) => [t.name, t]));
       assert.deepEqual([...byName.keys()].sort(), [
         'cancel_job', 'delete_model', 'download_model', 'get_job', 'get_job_result', 'get_model',
-        'list_jobs', 'list_models', 'submit_upscale_job', 'system_info', 'upscale_image',
+        'list_jobs', 'list_models', 'restore_faces', 'submit_upscale_job', 'system_info', 'upscale_image',
       ]);
       for (const name of ['upscale_image', 'submit_upscale_job']) {
         const schema = byName.get(name)!.inputSchema as { properties: Record<string, { default?: unknown; description?: string }>; required?: string[] };

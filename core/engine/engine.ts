@@ -25,10 +25,13 @@ export class ModelHandle {
 
   constructor(private readonly engine: Engine, readonly key: string, readonly info: ModelInfo) {}
 
-  /** Runs one NCHW tile. Queued FIFO behind other runs; an aborted signal drops it from the queue. */
-  run(input: TensorData, signal?: AbortSignal): Promise<TensorData> {
+  /**
+   * Runs one NCHW tile. Queued FIFO behind other runs; an aborted signal drops it from the queue.
+   * `extras` gives a value for each of the model's scalar inputs (info.extraInputs), by name.
+   */
+  run(input: TensorData, signal?: AbortSignal, extras?: Record<string, number>): Promise<TensorData> {
     if (this.released) throw new SuperresError('INTERNAL_ERROR', 'Model handle used after release');
-    return this.engine.runTile(this, input, signal);
+    return this.engine.runTile(this, input, signal, extras);
   }
 
   release(): void {
@@ -109,11 +112,11 @@ export class Engine {
   }
 
   /** @internal called by ModelHandle */
-  runTile(handle: ModelHandle, input: TensorData, signal?: AbortSignal): Promise<TensorData> {
+  runTile(handle: ModelHandle, input: TensorData, signal?: AbortSignal, extras?: Record<string, number>): Promise<TensorData> {
     const entry = this.sessions.get(handle.key);
     if (!entry) return Promise.reject(new SuperresError('INTERNAL_ERROR', 'Model session was disposed while in use'));
     const load = { path: entry.path, options: { providers: this.config.providers, threads: this.config.threads }, hints: entry.hints };
-    return this.pool.run(handle.key, load, input, signal);
+    return this.pool.run(handle.key, load, input, signal, extras);
   }
 
   /** @internal called by ModelHandle */

@@ -14,6 +14,7 @@ interface RunJob {
   key: string;
   load: { path: string; options: SessionOptions; hints: ModelHints };
   input: TensorData;
+  extras: Record<string, number> | undefined;
   signal: AbortSignal | undefined;
   resolve: (out: TensorData) => void;
   reject: (err: SuperresError) => void;
@@ -130,7 +131,7 @@ export class WorkerPool {
     }));
   }
 
-  run(key: string, load: RunJob['load'], input: TensorData, signal?: AbortSignal): Promise<TensorData> {
+  run(key: string, load: RunJob['load'], input: TensorData, signal?: AbortSignal, extras?: Record<string, number>): Promise<TensorData> {
     this.assertOpen();
     if (signal?.aborted) return Promise.reject(new SuperresError('CANCELLED', 'The operation was cancelled'));
     if (this.queue.length >= this.options.maxQueuedRuns) {
@@ -143,7 +144,7 @@ export class WorkerPool {
         signal?.removeEventListener('abort', onAbort);
         fn(v);
       };
-      const job: RunJob = { key, load, input, signal, resolve: settle(resolve), reject: settle(reject) };
+      const job: RunJob = { key, load, input, extras, signal, resolve: settle(resolve), reject: settle(reject) };
       this.queue.push(job);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.dispatch();
@@ -183,7 +184,7 @@ export class WorkerPool {
         await slot.request({ type: 'load', key: job.key, path: job.load.path, options: job.load.options, hints: job.load.hints });
         slot.loaded.add(job.key);
       }
-      const res = await slot.request({ type: 'run', key: job.key, input: job.input }, [job.input.data.buffer as ArrayBuffer]);
+      const res = await slot.request({ type: 'run', key: job.key, input: job.input, ...(job.extras ? { extras: job.extras } : {}) }, [job.input.data.buffer as ArrayBuffer]);
       job.resolve(res.output!);
     } catch (err) {
       job.reject(err instanceof SuperresError ? err : new SuperresError('INTERNAL_ERROR', String(err)));

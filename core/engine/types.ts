@@ -49,7 +49,13 @@ export interface ModelInfo {
   /** Absolute path of the model file. */
   path: string;
   name: string;
+  /** Name of the rank-4 image input. */
   inputName: string;
+  /**
+   * Scalar float inputs besides the image (CodeFormer's fidelity weight), fed by name on every
+   * run from `extras`; empty for ordinary image models.
+   */
+  extraInputs: ExtraInput[];
   outputName: string;
   inputChannels: number;
   outputChannels: number;
@@ -78,6 +84,13 @@ export interface ModelInfo {
   fileBytes: number;
 }
 
+/** A scalar input of a model: rank 0 (dims []) or shape [1]. */
+export interface ExtraInput {
+  name: string;
+  type: 'float32' | 'float64';
+  dims: number[];
+}
+
 /** Planar float tensor, NCHW with N = 1. */
 export interface TensorData {
   data: Float32Array;
@@ -86,7 +99,7 @@ export interface TensorData {
 
 export type WorkerRequest =
   | { type: 'load'; id: number; key: string; path: string; options: SessionOptions; hints: ModelHints }
-  | { type: 'run'; id: number; key: string; input: TensorData }
+  | { type: 'run'; id: number; key: string; input: TensorData; extras?: Record<string, number> }
   | { type: 'unload'; id: number; key: string };
 
 export interface WorkerErrorPayload {

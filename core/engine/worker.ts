@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { SuperresError } from '../errors';
 import { decodeModel, parseSuperresMetadata } from '../../models/onnx/inspect';
 import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../../models/onnx/float16';
-import type { ModelHints, ModelInfo, ProviderName, SessionOptions, TensorData, WorkerErrorPayload, WorkerRequest, WorkerResponse } from './types';
+import type { ExtraInput, ModelHints, ModelInfo, ProviderName, SessionOptions, TensorData, WorkerErrorPayload, WorkerRequest, WorkerResponse } from './types';
 
 class WorkerError extends Error {
   constructor(readonly code: string, message: string, readonly details?: Record<string, unknown>) {
@@ -58,7 +58,7 @@ async function handle(req: WorkerRequest): Promise<WorkerResponse> {
     case 'run': {
       const loaded = sessions.get(req.key);
       if (!loaded) throw new WorkerError('INTERNAL_ERROR', `Model session ${req.key} is not loaded in this worker`);
-      return { id: req.id, ok: true, output: await runTensor(loaded, req.input) };
+      return { id: req.id, ok: true, output: await runTensor(loaded, req.input, req.extras) };
     }
     case 'unload': {
       const loaded = sessions.get(req.key);
@@ -152,7 +152,7 @@ async function createSession(bytes: Buffer, modelPath: string, options: SessionO
   throw new WorkerError('INTERNAL_ERROR', 'No execution provider available');
 }
 
-function tensorMeta(list: readonly ort.InferenceSession.ValueMetadata[], what: string, modelPath: string) {
+function tensorMeta(list: readonly ort.InferenceSession.ValueMetadata[], what: string, modelPath: string): ort.InferenceSession.TensorValueMetadata {
   const meta = list[0];
   if (!meta || !meta.isTensor) throw new WorkerError('MODEL_INVALID', `${modelPath}: first ${what} is not a tensor`);
   if (meta.shape.length !== 4) {
@@ -162,6 +162,49 @@ function tensorMeta(list: readonly ort.InferenceSession.ValueMetadata[], what: s
     throw new WorkerError('MODEL_INVALID', `${modelPath}: ${what} "${meta.name}" is ${meta.type}; only float32 and float16 models are supported`);
   }
   return meta;
+}
+
+/** A scalar input: rank 0 or shape [1], float32 or float64 (CodeFormer's fidelity weight `w`). */
+function isScalarFloat(meta: ort.InferenceSession.ValueMetadata): meta is ort.InferenceSession.TensorValueMetadata {
+  return meta.isTensor && (meta.type === 'float32' || meta.type === 'float64')
+    && (meta.shape.length === 0 || (meta.shape.length === 1 && meta.shape[0] === 1));
+}
+
+/**
+ * One rank-4 image input plus any number of scalar float inputs (fed by name on every run).
+ * A single input goes through tensorMeta alone, so its errors read as they always did.
+ */
+function splitInputs(list: readonly ort.InferenceSession.ValueMetadata[], modelPath: string): { image: ort.InferenceSession.TensorValueMetadata; extras: ExtraInput[] } {
+  if (list.length === 1) return { image: tensorMeta(list, 'input', modelPath), extras: [] };
+  const images = list.filter((m) => m.isTensor && m.shape.length === 4);
+  const others = list.filter((m) => !images.includes(m));
+  const unsupported = others.filter((m) => !isScalarFloat(m));
+  if (images.length !== 1 || unsupported.length > 0) {
+    const describe = (m: ort.InferenceSession.ValueMetadata) => (m.isTensor ? `${m.name}: ${m.type}[${m.shape.join(', ')}]` : `${m.name}: not a tensor`);
+    throw new WorkerError('MODEL_INVALID', `${modelPath}: has ${list.length} inputs (${list.map(describe).join('; ')}); an image model takes one rank-4 image tensor plus optional scalar float32/float64 inputs`);
+  }
+  const image = tensorMeta(images, 'input', modelPath);
+  const extras = others.filter(isScalarFloat).map((m) => ({ name: m.name, type: m.type as ExtraInput['type'], dims: m.shape.map(Number) }));
+  return { image, extras };
+}
+
+/** Builds the feeds for the scalar inputs; every declared one needs a finite value, unknown names are refused. */
+function extraFeeds(info: ModelInfo, values: Record<string, number>): Record<string, ort.Tensor> {
+  const declared = new Set(info.extraInputs.map((e) => e.name));
+  const unknown = Object.keys(values).filter((k) => !declared.has(k));
+  if (unknown.length) {
+    throw new WorkerError('INVALID_PARAMETERS', `${info.name} has no scalar input named ${unknown.map((k) => `"${k}"`).join(', ')}; its scalar inputs: ${[...declared].join(', ') || 'none'}`);
+  }
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const extra of info.extraInputs) {
+    const value = values[extra.name];
+    if (value === undefined || !Number.isFinite(value)) {
+      throw new WorkerError('INVALID_PARAMETERS', `${info.name} needs a finite number for its input "${extra.name}" (${extra.type}[${extra.dims.join(', ')}])${value === undefined ? '; none was given' : `, got ${value}`}`);
+    }
+    const data = extra.type === 'float64' ? Float64Array.of(value) : Float32Array.of(value);
+    feeds[extra.name] = new ort.Tensor(extra.type, data, extra.dims);
+  }
+  return feeds;
 }
 
 function numberOr(value: string | undefined, fallback: number): number {
@@ -178,10 +221,7 @@ async function describeModel(
   providerFallbacks: { provider: ProviderName; reason: string }[],
   fileBytes: number,
 ): Promise<ModelInfo> {
-  if (session.inputNames.length !== 1) {
-    throw new WorkerError('MODEL_INVALID', `${modelPath}: has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); an upscaling model takes one image tensor`);
-  }
-  const input = tensorMeta(session.inputMetadata, 'input', modelPath);
+  const { image: input, extras: extraInputs } = splitInputs(session.inputMetadata, modelPath);
   const output = tensorMeta(session.outputMetadata, 'output', modelPath);
   const md = facts.metadata;
   const meta = facts.meta;
@@ -195,6 +235,7 @@ async function describeModel(
     path: modelPath,
     name: hints.name ?? md['superres.name'] ?? path.basename(modelPath).replace(/\.onnx$/i, ''),
     inputName: input.name,
+    extraInputs,
     outputName: output.name,
     inputChannels: inChannels,
     outputChannels: typeof output.shape[1] === 'number' ? output.shape[1] : inChannels,
@@ -232,10 +273,12 @@ async function probe(session: ort.InferenceSession, info: ModelInfo): Promise<vo
   const base = Math.ceil(Math.max(64, info.minSize) / step) * step;
   const sizes = info.fixedSize ? [info.fixedSize.height] : [base, base + step];
   const outs: number[] = [];
+  // Scalar inputs (a fidelity weight) get a mid-range value: the probe only looks at shapes.
+  const probeExtras = Object.fromEntries(info.extraInputs.map((e) => [e.name, 0.5]));
   for (const size of sizes) {
     const hw = info.fixedSize ?? { height: size, width: size };
     const data = new Float32Array(info.inputChannels * hw.height * hw.width).fill(0.5 * info.valueRange);
-    const out = await runTensor({ session, info }, { data, dims: [1, info.inputChannels, hw.height, hw.width] });
+    const out = await runTensor({ session, info }, { data, dims: [1, info.inputChannels, hw.height, hw.width] }, probeExtras);
     info.outputChannels = out.dims[1];
     outs.push(out.dims[2]);
   }
@@ -255,14 +298,15 @@ async function probe(session: ort.InferenceSession, info: ModelInfo): Promise<vo
   }
 }
 
-async function runTensor(loaded: LoadedModel, input: TensorData): Promise<TensorData> {
+async function runTensor(loaded: LoadedModel, input: TensorData, extras: Record<string, number> = {}): Promise<TensorData> {
   const { session, info } = loaded;
+  const feeds = extraFeeds(info, extras);
   const tensor = info.dtype === 'float16'
     ? new ort.Tensor('float16', float32ArrayToFloat16(input.data), input.dims)
     : new ort.Tensor('float32', input.data, input.dims);
   let results: ort.InferenceSession.ReturnType;
   try {
-    results = await session.run({ [info.inputName]: tensor });
+    results = await session.run({ ...feeds, [info.inputName]: tensor });
   } catch (err) {
     throw new WorkerError('INTERNAL_ERROR', `Inference failed on a ${input.dims[3]}x${input.dims[2]} tile: ${(err as Error).message.split('\n')[0]}. A smaller tile_size may help.`);
   }

@@ -1,5 +1,5 @@
 /** Face restoration: detect → align → restore → paste back (see pipeline.ts). */
-export { restoreFaces, type FaceRestoreResult, type FaceRestoreOptions, type FaceRestoreProgress, type FaceReport, type FaceEnhancement } from './pipeline';
+export { restoreFaces, type FaceRestoreResult, type FaceRestoreOptions, type FaceRestoreProgress, type FaceRestoreStage, type FaceReport, type FaceEnhancement } from './pipeline';
 export { FaceRestoreParamsSchema, parseFaceRestoreParams, type FaceRestoreParams, type FaceRestoreParamsInput } from './params';
 export { detectorFor, GivenLandmarksDetector, boxFromLandmarks, type FaceDetector, type DetectedFace, type DetectOptions } from './detect';
 export { acquireRestorer, describeRestorationSignature, type FaceRestorer, type RestorationSignature } from './restore';

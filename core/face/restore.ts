@@ -3,15 +3,14 @@
  * the shared Engine: input 1×3×512×512 RGB in [−1, 1] ((x/255 − 0.5)/0.5), output the same.
  *
  * CodeFormer has a second input, its fidelity weight w (a scalar double or float), which is
- * found by NAME (`w`, `weight`, `fidelity`…), never by position. The engine's worker feeds
- * exactly one image tensor today and refuses multi-input models at load; until it can feed
- * extra scalar inputs such models fail with MODEL_INVALID saying so (see the report in
- * describeRestorationSignature), and single-input models work.
+ * found by NAME (`w`, `weight`, `fidelity`…), never by position, and fed through the engine's
+ * scalar extra inputs (ModelInfo.extraInputs) with the request's fidelity on every run.
  */
 import { SuperresError, throwIfAborted, toSuperresError } from '../errors';
 import type { Engine, ModelHandle } from '../engine/engine';
-import type { ModelHints } from '../engine/types';
+import type { ModelHints, ModelInfo } from '../engine/types';
 import type { ModelIO, ModelValueInfo } from '../../models/onnx/inspect';
+import { ONNX_DTYPE } from '../../models/onnx/tensor';
 import { planTiles, runTiled } from '../upscale/tiled';
 import { CROP_SIZE, floatToPixels, fromRestorationTensor, pixelsToFloat, toRestorationTensor, type FloatRgb } from './geometry';
 
@@ -79,17 +78,22 @@ export async function acquireRestorer(engine: Engine, model: string, opts: Acqui
   try {
     handle = await engine.acquireModel(resolved.path, { ...resolved.hints, ...opts.hints });
   } catch (err) {
-    const e = toSuperresError(err, 'MODEL_INVALID');
-    if (e.code === 'MODEL_INVALID' && /has \d+ inputs/.test(e.message)) {
-      throw new SuperresError('MODEL_INVALID', `${resolved.name}: a restoration model with a second input (CodeFormer's fidelity weight) cannot run yet: the inference engine feeds only one image tensor. ${e.message}`, { engine_limitation: 'single-input models only', cause: e.message });
-    }
-    throw e;
+    throw toSuperresError(err, 'MODEL_INVALID');
   }
   const info = handle.info;
   const fail = (msg: string): never => {
     handle.release();
     throw new SuperresError('MODEL_INVALID', `${info.name}: ${msg}; a face restoration model maps a 1x3x512x512 image in [-1, 1] to one of the same size`);
   };
+  let signature: RestorationSignature;
+  try {
+    // The engine has already read the inputs; check them by name without decoding the file again.
+    signature = describeRestorationSignature(ioOf(info), info.name);
+  } catch (err) {
+    handle.release();
+    throw err;
+  }
+  const fidelityInput = signature.fidelityInput;
   if (info.inputChannels !== 3) fail(`input has ${info.inputChannels} channels`);
   if (info.outputChannels !== 3) fail(`output has ${info.outputChannels} channels`);
   if (info.fixedSize && (info.fixedSize.width !== CROP_SIZE || info.fixedSize.height !== CROP_SIZE)) fail(`input is fixed at ${info.fixedSize.width}x${info.fixedSize.height}`);
@@ -98,11 +102,12 @@ export async function acquireRestorer(engine: Engine, model: string, opts: Acqui
     name: info.name,
     path: info.path,
     provider: info.provider,
-    usesFidelity: false,
-    async restore(crop, _fidelity, signal) {
+    usesFidelity: fidelityInput !== null,
+    async restore(crop, fidelity, signal) {
       throwIfAborted(signal);
       if (crop.width !== CROP_SIZE || crop.height !== CROP_SIZE) throw new SuperresError('INTERNAL_ERROR', `restoration crop must be ${CROP_SIZE}x${CROP_SIZE}`);
-      const out = await handle.run({ data: toRestorationTensor(crop), dims: [1, 3, CROP_SIZE, CROP_SIZE] }, signal);
+      const extras = fidelityInput ? { [fidelityInput]: fidelity } : undefined;
+      const out = await handle.run({ data: toRestorationTensor(crop), dims: [1, 3, CROP_SIZE, CROP_SIZE] }, signal, extras);
       const [, c, h, w] = out.dims;
       if (c !== 3 || h !== CROP_SIZE || w !== CROP_SIZE) {
         throw new SuperresError('MODEL_INVALID', `${info.name}: returned ${c}x${h}x${w} for a 3x${CROP_SIZE}x${CROP_SIZE} face`);
@@ -111,6 +116,19 @@ export async function acquireRestorer(engine: Engine, model: string, opts: Acqui
     },
     release: () => handle.release(),
   };
+}
+
+/** The engine's view of a model's inputs and outputs, in the shape describeRestorationSignature reads. */
+function ioOf(info: ModelInfo): ModelIO {
+  const image: ModelValueInfo = {
+    name: info.inputName,
+    elemType: ONNX_DTYPE[info.dtype],
+    dtype: info.dtype,
+    dims: [1, info.inputChannels, info.fixedSize?.height ?? 'H', info.fixedSize?.width ?? 'W'],
+  };
+  const extras = info.extraInputs.map((e): ModelValueInfo => ({ name: e.name, elemType: ONNX_DTYPE[e.type], dtype: e.type, dims: e.dims }));
+  const output: ModelValueInfo = { name: info.outputName, elemType: ONNX_DTYPE[info.dtype], dtype: info.dtype, dims: [1, info.outputChannels, 'H', 'W'] };
+  return { inputs: [image, ...extras], outputs: [output] };
 }
 
 /**

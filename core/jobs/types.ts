@@ -10,7 +10,7 @@ export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'processing', 'comp
 export const FINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
 
 /** Operations a job can run; each has one parameter schema in `core/operations`. */
-export type JobOperation = 'upscale';
+export type JobOperation = 'upscale' | 'face_restore';
 
 export interface JobError {
   code: string;
