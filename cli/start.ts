@@ -21,8 +21,10 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { engineConfigFromEnv } from '../core/engine/config';
 import { toSuperresError } from '../core/errors';
+import { defaultModelName } from '../models/catalog';
+import { ModelManager } from '../models/manager';
 import { defaultHome } from '../models/store';
-import { acquireSuperres, type Superres } from '../runtime/runtime';
+import type { Superres } from '../runtime/runtime';
 import { ProgressBar } from './progress-bar';
 
 /** The package root (holds package.json, dist/ and examples/), from dist/cli/start.js. */
@@ -42,6 +44,12 @@ export interface StartOptions {
   flows?: unknown[];
   /** Install the default model before serving and load it once flows start (default true). */
   loadDefaultModel?: boolean;
+  /**
+   * Largest request body in MB (default SUPERRES_MAX_UPLOAD_MB or 500, seed 000's limit): bigger
+   * uploads get 413 `{"detail": "Upload file exceeds maximum size: N MB"}` before being read.
+   * Each image is also held to the engine's own limits (SUPERRES_MAX_INPUT_BYTES, pixels).
+   */
+  maxUploadMB?: number;
   /** Node-RED console log level (default info). */
   logLevel?: LogLevel;
   /** No banner and no progress bar (default false). */
@@ -79,20 +87,41 @@ interface NodeRed {
 type Middleware = (req: http.IncomingMessage, res: http.ServerResponse, next: (err?: unknown) => void) => void;
 
 /** Node-RED's runtime is a process-wide singleton: one server at a time. */
-let running: RunningServer | null = null;
+let inUse = false;
 
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
-  if (running) throw new Error(`A superres Node-RED server is already running in this process at ${running.url}`);
+  if (inUse) throw new Error('A superres Node-RED server is already running in this process (Node-RED is a singleton); close it first');
+  inUse = true;
+  const previousHome = process.env.SUPERRES_HOME;
+  const release = (): void => {
+    restoreEnv('SUPERRES_HOME', previousHome);
+    inUse = false;
+  };
+  let server: RunningServer;
+  try {
+    server = await startNodeRed(options);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const stop = server.close;
+  let closed: Promise<void> | null = null;
+  return { ...server, close: () => (closed ??= stop().finally(release)) };
+}
+
+async function startNodeRed(options: StartOptions): Promise<RunningServer> {
   const port = options.port ?? portFromEnv();
   const host = options.host ?? (process.env.HOST || '127.0.0.1');
   const home = path.resolve(options.home ?? defaultHome());
   const quiet = options.quiet ?? false;
-  // The flows' engine config node leaves `home` empty, which means SUPERRES_HOME: point it here.
+  // The flows' engine config node leaves `home` empty, which means SUPERRES_HOME: point it here
+  // (until close, which puts the previous value back).
   process.env.SUPERRES_HOME = home;
   const userDir = path.join(home, 'node-red');
   await mkdir(userDir, { recursive: true });
   await writeFlows(userDir, options.flows);
 
+  const maxUploadMB = options.maxUploadMB ?? numberFromEnv('SUPERRES_MAX_UPLOAD_MB', 500);
   const loadModel = options.loadDefaultModel ?? true;
   if (loadModel) await installDefaultModel(home, quiet);
 
@@ -116,6 +145,11 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     uiPort: port,
     // The folder-watch example's function nodes import node:fs and node:path.
     functionExternalModules: true,
+    // JSON bodies (image_base64, the editor's deploys) up to the upload limit. Multipart goes to
+    // multer, which buffers without a limit of its own: the Content-Length check turns oversized
+    // uploads away before they are read.
+    apiMaxLength: `${maxUploadMB}mb`,
+    httpNodeMiddleware: uploadLimit(maxUploadMB),
     editorTheme: { projects: { enabled: false }, tours: false },
     logging: { console: { level: options.logLevel ?? 'info', metrics: false, audit: false } },
     ...options.settings,
@@ -125,19 +159,14 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   // Every (re)deploy creates fresh engine config nodes; warm the default model in each.
   const warmEngines = (): Promise<void> => (loadModel ? loadDefaultModelInEngines(RED) : Promise.resolve());
   const onFlowsStarted = (): void => void warmEngines();
-  let closed: Promise<void> | null = null;
-  const close = (): Promise<void> => {
-    closed ??= (async () => {
-      RED.events.off('flows:started', onFlowsStarted);
-      server.close();
-      try {
-        await RED.stop();
-      } finally {
-        server.closeAllConnections();
-        running = null;
-      }
-    })();
-    return closed;
+  const close = async (): Promise<void> => {
+    RED.events.off('flows:started', onFlowsStarted);
+    server.close();
+    try {
+      await RED.stop(); // closes every node: engines release their runtimes
+    } finally {
+      server.closeAllConnections();
+    }
   };
 
   try {
@@ -159,7 +188,6 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const actualPort = (server.address() as AddressInfo).port;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   const url = `http://${shownHost}:${actualPort}`;
-  running = { url, apiUrl: `${url}/api/v1`, port: actualPort, home, userDir, close };
   if (!quiet) {
     process.stdout.write(
       `superres Node-RED editor: ${url}/\n` +
@@ -167,7 +195,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       `Data dir:                  ${home}  (flows in ${userDir})\n`,
     );
   }
-  return running;
+  return { url, apiUrl: `${url}/api/v1`, port: actualPort, home, userDir, close };
+}
+
+function restoreEnv(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
 }
 
 /**
@@ -211,23 +244,26 @@ async function writeFlows(userDir: string, flows: unknown[] | undefined): Promis
  * and /health/ready stays 503 until a model is loaded.
  */
 async function installDefaultModel(home: string, quiet: boolean): Promise<void> {
+  // The name the flows' engine will use: SUPERRES_DEFAULT_MODEL, else the catalog's default
+  // (as Superres decides). Installing needs no engine and no job queue: a bare ModelManager.
+  const name = engineConfigFromEnv().defaultModel ?? defaultModelName();
+  if (!name || /\.onnx$/i.test(name)) return;
+  const models = new ModelManager({ home });
   const bar = new ProgressBar();
-  let release = (): Promise<void> => Promise.resolve();
   try {
-    // A runtime of our own, only to install: it processes no jobs, and it is closed right away.
-    const acquired = acquireSuperres({ home, engine: engineConfigFromEnv(), processJobs: false });
-    release = acquired.release;
-    const runtime = acquired.runtime;
-    const name = runtime.defaultModel;
-    if (!name) return;
+    if (await models.info(name).then((m) => m.available, () => false)) return;
+    // The bar only draws on a terminal; a line says what the wait is about everywhere else.
+    if (!quiet) process.stderr.write(`Installing the default model ${name} (first run; set SUPERRES_DEFAULT_MODEL to choose another)…\n`);
     bar.start(name);
-    await runtime.ensureDefaultModel(quiet ? undefined : (p) => bar.update(p.fraction, p.message));
-  } catch (err) {
-    const e = toSuperresError(err);
-    process.stderr.write(`warning: default model not installed (${e.code}: ${e.message}); /api/v1/health/ready stays 503 until one is loaded\n`);
-  } finally {
+    await models.ensure(name, quiet ? {} : { onProgress: (p) => bar.update(p.fraction, p.message) });
     bar.clear();
-    await release();
+    if (!quiet) process.stderr.write(`Installed ${name}.\n`);
+  } catch (err) {
+    bar.clear();
+    const e = toSuperresError(err);
+    process.stderr.write(`warning: default model ${name} not installed (${e.code}: ${e.message}); /api/v1/health/ready stays 503 until a model is loaded\n`);
+  } finally {
+    models.close();
   }
 }
 
@@ -262,6 +298,25 @@ function engineRuntime(node: unknown): Superres | null {
   }
 }
 
+/** 413 for a request whose declared body is over the limit, as seed 000 answers it. */
+function uploadLimit(maxMB: number): Middleware {
+  const maxBytes = maxMB * 1024 * 1024;
+  return (req, res, next) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared <= maxBytes) return next();
+    res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+    res.end(JSON.stringify({ detail: `Upload file exceeds maximum size: ${maxMB} MB` }));
+  };
+}
+
+function numberFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
 function portFromEnv(): number {
   const raw = process.env.PORT;
   if (raw === undefined || raw === '') return 1880;
@@ -276,11 +331,13 @@ function notFound(req: http.IncomingMessage, res: http.ServerResponse): void {
   res.end(JSON.stringify({ detail: `Not found: ${req.method} ${req.url}` }));
 }
 
+/** An error from Express middleware (a body parser's 413 or 400, say) as `{"detail": …}`. */
 function fail(res: http.ServerResponse, err: unknown): void {
   if (res.headersSent) return void res.end();
-  const e = toSuperresError(err);
-  res.writeHead(e.status >= 400 ? e.status : 500, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ detail: e.message }));
+  const httpStatus = (err as { status?: unknown }).status;
+  const status = typeof httpStatus === 'number' && httpStatus >= 400 && httpStatus < 600 ? httpStatus : toSuperresError(err).status;
+  res.writeHead(status >= 400 ? status : 500, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ detail: toSuperresError(err).message }));
 }
 
 async function main(): Promise<void> {
@@ -304,8 +361,12 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err: unknown) => {
-    const e = toSuperresError(err);
-    process.stderr.write(`error ${e.code}: ${e.message}\n`);
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      process.stderr.write(`error: port ${process.env.PORT || 1880} is already in use; set PORT to another port (PORT=0 picks a free one)\n`);
+    } else {
+      const e = toSuperresError(err);
+      process.stderr.write(`error ${e.code}: ${e.message}\n`);
+    }
     process.exit(1);
   });
 }
