@@ -93,8 +93,10 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   if (inUse) throw new Error('A superres Node-RED server is already running in this process (Node-RED is a singleton); close it first');
   inUse = true;
   const previousHome = process.env.SUPERRES_HOME;
+  const previousResultUrl = process.env.SUPERRES_RESULT_URL;
   const release = (): void => {
     restoreEnv('SUPERRES_HOME', previousHome);
+    restoreEnv('SUPERRES_RESULT_URL', previousResultUrl);
     inUse = false;
   };
   let server: RunningServer;
@@ -188,6 +190,8 @@ async function startNodeRed(options: StartOptions): Promise<RunningServer> {
   const actualPort = (server.address() as AddressInfo).port;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   const url = `http://${shownHost}:${actualPort}`;
+  // Webhooks of jobs submitted through the REST flow link to its result endpoint.
+  process.env.SUPERRES_RESULT_URL ||= `${url}/api/v1/jobs/{job_id}/result`;
   if (!quiet) {
     process.stdout.write(
       `superres Node-RED editor: ${url}/\n` +

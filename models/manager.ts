@@ -189,6 +189,12 @@ export class ModelManager implements ModelResolver {
     return { models_directory: this.store.modelsDir, total_size_mb: mb(bytes), model_count: installed.length };
   }
 
+  /** ModelResolver: installed or in the catalog (so `resolve` can install it), else MODEL_NOT_FOUND. */
+  async assertKnown(name: string): Promise<void> {
+    if (findCatalogEntry(name) || (await this.store.get(name))) return;
+    throw this.notFound(name);
+  }
+
   /** ModelResolver: a catalog or installed name → an ONNX path and hints, installing on first use. */
   async resolve(name: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
     if (opts.denoiseStrength !== undefined) {

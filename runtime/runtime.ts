@@ -55,9 +55,20 @@ export interface SystemInfo {
 const STARTED = Date.now();
 
 /**
+ * The public URL of a job's result for webhook payloads, from SUPERRES_RESULT_URL, a template
+ * such as `https://upscaler.example.com/api/v1/jobs/{job_id}/result` (`npm start` sets it to its
+ * own REST API when unset). Null when unset.
+ */
+export function resultUrlFromEnv(jobId: string): string | null {
+  const template = process.env.SUPERRES_RESULT_URL;
+  return template ? template.replaceAll('{job_id}', encodeURIComponent(jobId)) : null;
+}
+
+/**
  * Job queue settings from the environment (surfaces merge their own on top):
  * SUPERRES_JOB_CONCURRENCY=1  SUPERRES_MAX_QUEUED=1000  SUPERRES_RETENTION_HOURS=24
  * SUPERRES_JOB_ATTEMPTS=3  SUPERRES_ALLOW_PRIVATE_WEBHOOKS=1 (SUPERRES_ALLOW_PRIVATE_URLS=1 also allows them)
+ * SUPERRES_RESULT_URL=https://host/api/v1/jobs/{job_id}/result (webhooks' result_url)
  */
 export function jobsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NonNullable<SuperresOptions['jobs']> {
   const num = (name: string): number | undefined => {
@@ -76,6 +87,8 @@ export function jobsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): NonNull
   if (maxQueued) cfg.maxQueued = Math.floor(maxQueued);
   if (retention !== undefined) cfg.retentionHours = retention;
   if (attempts) cfg.maxAttempts = Math.floor(attempts);
+  // Read when a webhook is sent, not now: a server learns its own address only once it listens.
+  cfg.resultUrl = resultUrlFromEnv;
   const yes = (v: string | undefined) => v !== undefined && /^(1|true|yes)$/i.test(v);
   if (yes(env.SUPERRES_ALLOW_PRIVATE_WEBHOOKS) || yes(env.SUPERRES_ALLOW_PRIVATE_URLS)) cfg.webhooks = { allowPrivate: true };
   return cfg;

@@ -92,13 +92,13 @@ describe('face_restore job operation', function () {
     await rejectsWith(q.submit({ operation: 'face_restore', input, params: { fidelity: 2 } }), 'INVALID_PARAMETERS', /fidelity/);
   });
 
-  it('fails the job with a typed error when the restoration model is missing', async () => {
+  it('refuses a missing restoration model at submit time with MODEL_NOT_FOUND', async () => {
     const q = queue();
-    const job = await q.submit({ operation: 'face_restore', input, params: { model: path.join(root, 'missing.onnx'), landmarks: [LANDMARKS] } });
-    q.start();
-    const done = await q.waitFor(job.job_id);
-    assert.equal(done.status, 'failed');
-    assert.equal(done.error!.code, 'MODEL_NOT_FOUND');
+    await assert.rejects(
+      q.submit({ operation: 'face_restore', input, params: { model: path.join(root, 'missing.onnx'), landmarks: [LANDMARKS] } }),
+      (err: { code?: string }) => err.code === 'MODEL_NOT_FOUND',
+    );
+    assert.equal((await q.list()).total, 0);
   });
 });
 

@@ -169,6 +169,9 @@ describe('example flows: folder watch and webhook', function () {
       const hook = await callbackFor(job_id);
       assert.equal(hook.body.status, 'completed');
       assert.deepEqual(hook.body.job.result && { f: hook.body.job.result.format, w: hook.body.job.result.width }, { f: 'jpeg', w: img.W * 1.5 });
+      // npm start points SUPERRES_RESULT_URL at its own REST API (the rest-api flow serves it).
+      assert.equal(hook.body.result_url, `${server!.url}/api/v1/jobs/${job_id}/result`);
+
     });
 
     it('a job that fails is reported to the callback too', async () => {

@@ -12,7 +12,7 @@ import { LocalJobQueue, type LocalJobQueueOptions } from '../core/jobs/local-que
 import type { JobDocument, JobStatus, QueueState } from '../core/jobs/types';
 import { rejectsWith } from './fixtures/errors';
 import { rgbGradientPng, truncatedPng } from './fixtures/images';
-import { srvggModel, writeModel } from './fixtures/models';
+import { badModel, srvggModel, writeModel } from './fixtures/models';
 
 const run = promisify(execFile);
 const CLI = path.join(__dirname, '..', 'cli', 'superres.js');
@@ -37,6 +37,7 @@ describe('jobs', function () {
   let root: string;
   let fastModel: string;
   let slowModel: string;
+  let brokenModel: string;
   let engine: Engine;
   let image: Buffer;
   let slowImage: Buffer;
@@ -47,6 +48,8 @@ describe('jobs', function () {
     root = mkdtempSync(path.join(os.tmpdir(), 'superres-jobs-'));
     fastModel = writeModel(root, 'fast-x2', srvggModel({ scale: 2 }));
     slowModel = writeModel(root, 'slow-x2', srvggModel({ scale: 2, numConv: 16, numFeat: 48 }));
+    // Exists (so submit accepts it) but is no ONNX model: the job fails when it runs.
+    brokenModel = writeModel(root, 'broken', badModel());
     engine = new Engine({ providers: ['cpu'], threads: 1, idleDisposeMs: 0 });
     image = await rgbGradientPng();
     slowImage = await greyPng(256);
@@ -139,17 +142,17 @@ describe('jobs', function () {
 
     it('fails a job with its typed error and goes on with the next', async () => {
       const q = queue();
-      const bad = await q.submit(fast({ model: path.join(root, 'missing.onnx') }));
+      const bad = await q.submit(fast({ model: brokenModel }));
       const good = await q.submit(fast());
       q.start();
       const failed = await q.waitFor(bad.job_id);
       assert.equal(failed.status, 'failed');
-      assert.equal(failed.error?.code, 'MODEL_NOT_FOUND');
-      assert.equal(failed.error?.status, 404);
+      assert.equal(failed.error?.code, 'MODEL_INVALID');
+      assert.equal(failed.error?.status, 422);
       assert.equal((await q.waitFor(good.job_id)).status, 'completed');
       const e = await rejectsWith(q.result(bad.job_id), 'JOB_FAILED');
       assert.equal(e.status, 500);
-      assert.match(e.message, /Model file not found/);
+      assert.match(e.message, /failed: /);
     });
 
     it('refuses bad input at submit time and stores nothing', async () => {
@@ -158,6 +161,7 @@ describe('jobs', function () {
       await rejectsWith(q.submit({ input: image, params: { tile_size: 3 } }), 'INVALID_PARAMETERS', /tile_size/);
       await rejectsWith(q.submit({ input: image, webhook: { url: 'ftp://example.com/x' } }), 'INVALID_PARAMETERS', /webhook/);
       await rejectsWith(q.submit({ input: path.join(root, 'nope.png') }), 'INPUT_NOT_FOUND');
+      await rejectsWith(q.submit(fast({ model: path.join(root, 'missing.onnx') })), 'MODEL_NOT_FOUND', /Model file not found/);
       assert.equal((await q.list()).total, 0);
       assert.deepEqual(readdirSync(path.join(home, 'jobs')), []);
     });
@@ -291,7 +295,7 @@ describe('jobs', function () {
     it('counts requests, failures, processing time and images like seed 000 /stats, across restarts', async () => {
       const q = queue();
       const ok = await q.submit(fast());
-      const bad = await q.submit(fast({ model: path.join(root, 'missing.onnx') }));
+      const bad = await q.submit(fast({ model: brokenModel }));
       q.recordRequest({ success: true, seconds: 1, images: 1 });
       q.start();
       await q.waitFor(ok.job_id);
@@ -353,13 +357,13 @@ describe('jobs', function () {
     it('retries with backoff until the receiver accepts, and reports failures too', async () => {
       failuresLeft = 2;
       const q = queue();
-      const job = await q.submit({ ...fast({ model: path.join(root, 'missing.onnx') }), webhook: { url: `${base}/flaky` } });
+      const job = await q.submit({ ...fast({ model: brokenModel }), webhook: { url: `${base}/flaky` } });
       q.start();
       const state = await until(async () => { const j = await q.get(job.job_id); return j.webhook?.status === 'delivered' ? j.webhook : undefined; }, 'delivered');
       assert.equal(state.attempts, 3);
       assert.equal(received.length, 3);
       assert.equal(received[2]!.body.event, 'job.failed');
-      assert.equal((received[2]!.body.job as JobDocument).error?.code, 'MODEL_NOT_FOUND');
+      assert.equal((received[2]!.body.job as JobDocument).error?.code, 'MODEL_INVALID');
     });
 
     it('gives up after the last attempt, naming the error', async () => {

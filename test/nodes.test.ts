@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as vm from 'node:vm';
 import sharp from 'sharp';
 import type { JobDocument } from '../core/jobs/types';
-import { openRuntimeCount } from '../runtime/runtime';
+import { openRuntimeCount, resultUrlFromEnv } from '../runtime/runtime';
 import { EDITOR_PARAMS } from '../nodes/lib/params';
 import { describeProgress } from '../nodes/lib/status';
 import { engineSettingsFromConfig } from '../nodes/lib/engine-options';
@@ -572,7 +572,7 @@ describe('superres-engine settings', () => {
     assert.equal(fromEnv.options.engine?.threads, 3);
     assert.equal(fromEnv.options.engine?.defaultModel, 'env-model');
     assert.equal(fromEnv.options.engine?.fetch?.allowPrivateNetwork, true);
-    assert.deepEqual(fromEnv.options.jobs, { retentionHours: 24, webhooks: { allowPrivate: true } });
+    assert.deepEqual(fromEnv.options.jobs, { retentionHours: 24, webhooks: { allowPrivate: true }, resultUrl: resultUrlFromEnv });
     assert.equal(fromEnv.options.home, undefined, 'SUPERRES_HOME is the runtime\'s own default');
 
     const edited = engineSettingsFromConfig({ ...base, home: '~/sr', providers: 'CUDA, cpu', threads: '2', concurrency: '2', maxQueued: 10, maxInputPixels: '1000', retentionHours: '1.5', defaultModel: 'mine' }, env);
@@ -581,7 +581,7 @@ describe('superres-engine settings', () => {
     assert.equal(edited.options.engine?.defaultModel, 'mine');
     assert.equal(edited.options.engine?.limits?.maxInputPixels, 1000);
     assert.equal(edited.options.home, path.join(os.homedir(), 'sr'));
-    assert.deepEqual(edited.options.jobs, { retentionHours: 1.5, concurrency: 2, maxQueued: 10, webhooks: { allowPrivate: true } });
+    assert.deepEqual(edited.options.jobs, { retentionHours: 1.5, concurrency: 2, maxQueued: 10, webhooks: { allowPrivate: true }, resultUrl: resultUrlFromEnv });
     assert.equal(edited.retentionHours, 1.5);
   });
 

@@ -3,7 +3,7 @@
  * count) and the inference queue. Each host (CLI, Node-RED config node, MCP server) creates one
  * and closes it when done.
  */
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { SuperresError, toSuperresError } from '../errors';
 import { EngineConfigSchema, type EngineConfig, type EngineConfigInput } from './config';
@@ -81,6 +81,20 @@ export class Engine {
       throw new SuperresError('MODEL_NOT_FOUND', `"${model}" is not an .onnx file and this engine has no model manager to look names up; pass a path to an .onnx model`);
     }
     return this.resolver.resolve(model, opts);
+  }
+
+  /**
+   * Checks, without loading or downloading, that a model name or .onnx path can be used: lets a
+   * job queue refuse an unknown model at submit time (404) instead of failing the job later.
+   */
+  async assertModelKnown(model: string): Promise<void> {
+    if (/\.onnx$/i.test(model)) {
+      const ok = await stat(path.resolve(model)).then((s) => s.isFile(), () => false);
+      if (!ok) throw new SuperresError('MODEL_NOT_FOUND', `Model file not found: ${model}`, { name: model });
+      return;
+    }
+    if (!this.resolver) throw new SuperresError('MODEL_NOT_FOUND', `"${model}" is not an .onnx file and this engine has no model manager to look names up; pass a path to an .onnx model`);
+    await this.resolver.assertKnown?.(model);
   }
 
   /** Loads (or reuses) the session for a model file. */

@@ -42,6 +42,8 @@ export interface ResolvedModel {
 /** Turns a model name into an ONNX file (the model manager implements it; core stays free of catalogs). */
 export interface ModelResolver {
   resolve(name: string, opts?: ResolveOptions): Promise<ResolvedModel>;
+  /** Throws MODEL_NOT_FOUND unless the name is installed or can be installed (no download). */
+  assertKnown?(name: string): Promise<void>;
 }
 
 /** A model as the engine understands it: everything read from the file or derived from a probe. */

@@ -171,6 +171,8 @@ export class LocalJobQueue extends EventEmitter implements JobQueue {
     const config = this.engine.config;
     const loaded = await loadInput(request.input, { fetch: config.fetch, maxInputBytes: config.limits.maxInputBytes });
     const probe = await verifyImage(loaded.buffer, config.limits);
+    const model = operation.modelOf(params, this.engine);
+    if (model) await this.engine.assertModelKnown(model);
     const jobId = randomUUID();
     const ext = probe.format === 'jpeg' ? 'jpg' : probe.format;
     const file = path.join(this.jobDir(jobId), `input.${ext}`);
@@ -186,7 +188,7 @@ export class LocalJobQueue extends EventEmitter implements JobQueue {
     return {
       job_id: jobId,
       operation: operation.name,
-      model: operation.modelOf(params, this.engine),
+      model,
       params,
       input,
       ...(request.webhook ? { webhook: request.webhook } : {}),

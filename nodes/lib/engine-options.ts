@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { EngineConfigSchema, engineConfigFromEnv, type EngineConfigInput } from '../../core/engine/config';
 import { SuperresError } from '../../core/errors';
-import type { SuperresOptions } from '../../runtime/runtime';
+import { resultUrlFromEnv, type SuperresOptions } from '../../runtime/runtime';
 import type { NodeDef } from '../node-red-types';
 
 /** What the editor stores (text inputs arrive as strings, checkboxes as booleans). */
@@ -84,6 +84,7 @@ export function engineSettingsFromConfig(def: EngineNodeDef, env: NodeJS.Process
       ...(n.concurrency ? { concurrency: n.concurrency } : {}),
       ...(n.maxQueued ? { maxQueued: n.maxQueued } : {}),
       ...(allowPrivate ? { webhooks: { allowPrivate: true } } : {}),
+      resultUrl: resultUrlFromEnv,
     },
   };
   const home = expandHome(def.home?.trim());
