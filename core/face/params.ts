@@ -6,7 +6,7 @@
  * (multipart forms and query strings only carry text).
  */
 import { z } from 'zod';
-import { SuperresError } from '../errors';
+import { parseParams } from '../params';
 import { UpscaleParamsSchema } from '../upscale/params';
 
 const flag = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
@@ -52,8 +52,5 @@ export type FaceRestoreParamsInput = z.input<typeof FaceRestoreParamsSchema>;
 
 /** Validates parameters, turning zod's issues into one INVALID_PARAMETERS error a person can read. */
 export function parseFaceRestoreParams(input: unknown): FaceRestoreParams {
-  const parsed = FaceRestoreParamsSchema.safeParse(input ?? {});
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(params)', message: i.message }));
-  throw new SuperresError('INVALID_PARAMETERS', `Invalid parameters: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, { issues });
+  return parseParams(FaceRestoreParamsSchema, input);
 }

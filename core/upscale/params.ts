@@ -5,7 +5,7 @@
  * because multipart forms and query strings only carry text.
  */
 import { z } from 'zod';
-import { SuperresError } from '../errors';
+import { parseParams } from '../params';
 import { OutputFormatSchema, QualitySchema } from '../image/encode';
 
 const flag = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
@@ -50,8 +50,5 @@ export type UpscaleParamsInput = z.input<typeof UpscaleParamsSchema>;
 
 /** Validates parameters, turning zod's issues into one INVALID_PARAMETERS error a person can read. */
 export function parseUpscaleParams(input: unknown): UpscaleParams {
-  const parsed = UpscaleParamsSchema.safeParse(input ?? {});
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(params)', message: i.message }));
-  throw new SuperresError('INVALID_PARAMETERS', `Invalid parameters: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, { issues });
+  return parseParams(UpscaleParamsSchema, input);
 }
