@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SuperresError } from '../core/errors';
 import { extensionFor, formatFromExtension } from '../core/image/formats';
+import { isInlineBase64 } from '../core/image/input';
 import type { OutputFormat } from '../core/image/types';
 import { expandPath, type AllowedDirs } from './paths';
 
@@ -24,34 +25,6 @@ export interface ResolvedInput {
 }
 
 const MAX_PATH_LENGTH = 4096;
-const BASE64_RE = /^[A-Za-z0-9+/\-_]+={0,2}$/;
-
-/** Bytes that start the image formats the core decodes. */
-const SIGNATURES: Array<(h: Buffer) => boolean> = [
-  (h) => h[0] === 0xff && h[1] === 0xd8, // JPEG
-  (h) => h.subarray(0, 4).toString('latin1') === '\x89PNG',
-  (h) => h.subarray(0, 4).toString('latin1') === 'GIF8',
-  (h) => h.subarray(0, 4).toString('latin1') === 'RIFF' && h.subarray(8, 12).toString('latin1') === 'WEBP',
-  (h) => h.subarray(4, 8).toString('latin1') === 'ftyp', // AVIF / HEIF
-  (h) => ['II*\0', 'MM\0*'].includes(h.subarray(0, 4).toString('latin1')), // TIFF
-];
-
-function looksLikePath(text: string): boolean {
-  return /[/\\]/.test(text) || /^\.{1,2}$/.test(text) || text.startsWith('~') || /\.[A-Za-z0-9]{1,5}$/.test(text) || /^[A-Za-z]:/.test(text);
-}
-
-/**
- * Inline image data rather than a path: the same rule as the core's input loader (base64 that
- * does not look like a path, or that decodes to an image signature), so both agree on what a
- * string is and no path can slip past the directory check as "base64".
- */
-function isInlineBase64(text: string): boolean {
-  const compact = text.replace(/\s+/g, '');
-  if (!BASE64_RE.test(compact) || compact.length % 4 === 1) return false;
-  if (!looksLikePath(text)) return true;
-  const head = Buffer.from(compact.slice(0, 24), 'base64');
-  return SIGNATURES.some((matches) => matches(head));
-}
 
 function stemOf(name: string): string | undefined {
   const stem = path.basename(name).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '');

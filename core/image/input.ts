@@ -147,10 +147,8 @@ async function readFileOrFail(filePath: string, signal?: AbortSignal): Promise<B
  * file or garbage.
  */
 function decodeBareBase64OrFail(text: string, maxInputBytes: number): LoadedInput {
-  const compact = text.replace(/\s+/g, '');
-  const base64 = isBase64(compact);
-  if (base64 && (!looksLikePath(text) || startsWithImageSignature(compact))) {
-    return { buffer: decodeBase64(compact, maxInputBytes, 'The base64 input'), source: 'base64' };
+  if (isInlineBase64(text)) {
+    return { buffer: decodeBase64(text.replace(/\s+/g, ''), maxInputBytes, 'The base64 input'), source: 'base64' };
   }
   if (looksLikePath(text)) {
     throw new SuperresError('INPUT_NOT_FOUND', `No such file: ${text}`, { path: text });
@@ -159,6 +157,16 @@ function decodeBareBase64OrFail(text: string, maxInputBytes: number): LoadedInpu
     'INVALID_IMAGE',
     'The input string is not an existing file path, an http(s) URL, a data: URI or valid base64. Pass image bytes, a path, a URL or base64-encoded image data.',
   );
+}
+
+/**
+ * True when a string that names no existing file is read as base64 image data: valid base64 that
+ * does not look like a path, or that decodes to an image signature. Surfaces that vet paths
+ * before the core reads them (the MCP server's allowed directories) use the same rule.
+ */
+export function isInlineBase64(text: string): boolean {
+  const compact = text.replace(/\s+/g, '');
+  return isBase64(compact) && (!looksLikePath(text) || startsWithImageSignature(compact));
 }
 
 function looksLikePath(text: string): boolean {
