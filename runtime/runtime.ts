@@ -12,7 +12,7 @@ import { SuperresError, toSuperresError } from '../core/errors';
 import type { ImageInput } from '../core/image/input';
 import { LocalJobQueue, type LocalJobQueueOptions } from '../core/jobs/local-queue';
 import type { JobQueue } from '../core/jobs/types';
-import { upscaleOperation, type OperationRunOptions } from '../core/operations';
+import type { OperationRunOptions } from '../core/operations';
 import type { UpscaleResult } from '../core/upscale/upscale';
 import { upscale } from '../core/upscale/upscale';
 import { defaultModelName } from '../models/catalog';
@@ -121,8 +121,7 @@ export class Superres {
   async upscale(input: ImageInput, params: unknown, options: OperationRunOptions = {}): Promise<UpscaleResult> {
     const t0 = performance.now();
     try {
-      const parsed = upscaleOperation.parse(params);
-      const result = await upscale(this.engine, input, parsed, options);
+      const result = await upscale(this.engine, input, params, options); // validates params itself
       this.jobs.recordRequest({ success: true, seconds: (performance.now() - t0) / 1000, images: 1 });
       return result;
     } catch (err) {

@@ -488,7 +488,8 @@ export class LocalJobQueue extends EventEmitter implements JobQueue {
             lastWrite = now;
             this.store.progress(jobId, this.owner.id, update, now);
           }
-          this.emit('job_update', this.document({ ...this.store.get(jobId)!, ...update }));
+          // The claimed row plus this progress is the job now: no database read per tile.
+          this.emit('job_update', this.document({ ...row, ...update }));
         },
       });
       const file = path.join(this.jobDir(jobId), `result.${extensionFor(out.image.format)}`);
