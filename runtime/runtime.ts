@@ -15,6 +15,7 @@ import type { JobQueue } from '../core/jobs/types';
 import type { OperationRunOptions } from '../core/operations';
 import type { UpscaleResult } from '../core/upscale/upscale';
 import { upscale } from '../core/upscale/upscale';
+import { restoreFaces, type FaceRestoreOptions, type FaceRestoreResult } from '../core/face/pipeline';
 import { defaultModelName } from '../models/catalog';
 import { ModelManager, type ModelManagerOptions, type ModelProgress } from '../models/manager';
 import { defaultHome } from '../models/store';
@@ -118,10 +119,20 @@ export class Superres {
   }
 
   /** Validates, runs and counts one synchronous upscale (seed 000's /stats include these). */
-  async upscale(input: ImageInput, params: unknown, options: OperationRunOptions = {}): Promise<UpscaleResult> {
+  upscale(input: ImageInput, params: unknown, options: OperationRunOptions = {}): Promise<UpscaleResult> {
+    return this.counted(() => upscale(this.engine, input, params, options)); // validates params itself
+  }
+
+  /** Validates, runs and counts one synchronous face restoration (see core/face/pipeline). */
+  restoreFaces(input: ImageInput, params: unknown, options: FaceRestoreOptions = {}): Promise<FaceRestoreResult> {
+    return this.counted(() => restoreFaces(this.engine, input, params, options));
+  }
+
+  /** Runs one synchronous request and records it in the queue's stats (cancelled ones are not counted). */
+  private async counted<T>(run: () => Promise<T>): Promise<T> {
     const t0 = performance.now();
     try {
-      const result = await upscale(this.engine, input, params, options); // validates params itself
+      const result = await run();
       this.jobs.recordRequest({ success: true, seconds: (performance.now() - t0) / 1000, images: 1 });
       return result;
     } catch (err) {
