@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { SuperresError } from '../core/errors';
 import catalogData from './catalog.json';
 
-export const ModelFormatSchema = z.enum(['onnx', 'ncnn', 'pth', 'tfjs']);
+export const ModelFormatSchema = z.enum(['onnx', 'ncnn', 'pth', 'tfjs', 'faceapi']);
 export type ModelFormat = z.infer<typeof ModelFormatSchema>;
 
 const NpmSourceSchema = z.object({
@@ -33,7 +33,7 @@ export type ModelSource = z.infer<typeof ModelSourceSchema>;
 
 export const CatalogEntrySchema = z.object({
   name: z.string(),
-  task: z.enum(['upscale', 'face-restore', 'face-detect']),
+  task: z.enum(['upscale', 'face-restore', 'face-detect', 'face-landmarks']),
   architecture: z.string(),
   scale: z.number().int().min(1),
   kind: z.enum(['classic', 'gan']),

@@ -7,8 +7,8 @@ import { realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { SuperresError, toSuperresError } from '../errors';
 import { EngineConfigSchema, type EngineConfig, type EngineConfigInput } from './config';
-import { WorkerPool } from './pool';
-import type { ModelHints, ModelInfo, ModelResolver, ProviderName, ResolveOptions, ResolvedModel, TensorData } from './types';
+import { WorkerPool, type RunOutput } from './pool';
+import type { ModelHints, ModelInfo, ModelResolver, NamedTensor, ProviderName, ResolveOptions, ResolvedModel, TensorData } from './types';
 
 interface SessionEntry {
   key: string;
@@ -31,7 +31,14 @@ export class ModelHandle {
    */
   run(input: TensorData, signal?: AbortSignal, extras?: Record<string, number>): Promise<TensorData> {
     if (this.released) throw new SuperresError('INTERNAL_ERROR', 'Model handle used after release');
-    return this.engine.runTile(this, input, signal, extras);
+    return this.engine.runTile(this, input, signal, extras).then((r) => r.output!);
+  }
+
+  /** Runs a 'tensor' model (info.task, e.g. a face detector) on one input; every output by name. */
+  runAll(input: TensorData, signal?: AbortSignal): Promise<Record<string, NamedTensor>> {
+    if (this.released) throw new SuperresError('INTERNAL_ERROR', 'Model handle used after release');
+    if (this.info.task !== 'tensor') throw new SuperresError('INTERNAL_ERROR', `${this.info.name} is an image model; use run()`);
+    return this.engine.runTile(this, input, signal, undefined, true).then((r) => r.outputs!);
   }
 
   release(): void {
@@ -126,11 +133,11 @@ export class Engine {
   }
 
   /** @internal called by ModelHandle */
-  runTile(handle: ModelHandle, input: TensorData, signal?: AbortSignal, extras?: Record<string, number>): Promise<TensorData> {
+  runTile(handle: ModelHandle, input: TensorData, signal?: AbortSignal, extras?: Record<string, number>, all = false): Promise<RunOutput> {
     const entry = this.sessions.get(handle.key);
     if (!entry) return Promise.reject(new SuperresError('INTERNAL_ERROR', 'Model session was disposed while in use'));
     const load = { path: entry.path, options: { providers: this.config.providers, threads: this.config.threads }, hints: entry.hints };
-    return this.pool.run(handle.key, load, input, signal, extras);
+    return this.pool.run(handle.key, load, input, signal, extras, all);
   }
 
   /** @internal called by ModelHandle */

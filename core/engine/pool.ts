@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import { SuperresError, type ErrorCode, ERROR_STATUS } from '../errors';
-import type { ModelHints, ModelInfo, SessionOptions, TensorData, WorkerRequest, WorkerResponse } from './types';
+import type { ModelHints, ModelInfo, NamedTensor, SessionOptions, TensorData, WorkerRequest, WorkerResponse } from './types';
 
 type Pending = { resolve: (res: WorkerResponse & { ok: true }) => void; reject: (err: SuperresError) => void };
 
@@ -15,9 +15,17 @@ interface RunJob {
   load: { path: string; options: SessionOptions; hints: ModelHints };
   input: TensorData;
   extras: Record<string, number> | undefined;
+  /** Return every output by name ('tensor' models) instead of the image output. */
+  all: boolean;
   signal: AbortSignal | undefined;
-  resolve: (out: TensorData) => void;
+  resolve: (out: RunOutput) => void;
   reject: (err: SuperresError) => void;
+}
+
+/** What one run gives back: the image output, or every output of a 'tensor' model. */
+export interface RunOutput {
+  output?: TensorData;
+  outputs?: Record<string, NamedTensor>;
 }
 
 // Workers may be asked to unload sessions that are always present: a plain object map is enough.
@@ -131,20 +139,20 @@ export class WorkerPool {
     }));
   }
 
-  run(key: string, load: RunJob['load'], input: TensorData, signal?: AbortSignal, extras?: Record<string, number>): Promise<TensorData> {
+  run(key: string, load: RunJob['load'], input: TensorData, signal?: AbortSignal, extras?: Record<string, number>, all = false): Promise<RunOutput> {
     this.assertOpen();
     if (signal?.aborted) return Promise.reject(new SuperresError('CANCELLED', 'The operation was cancelled'));
     if (this.queue.length >= this.options.maxQueuedRuns) {
       return Promise.reject(new SuperresError('QUEUE_FULL', `The inference queue is full (${this.options.maxQueuedRuns} waiting); try again later or raise maxQueuedRuns`));
     }
-    return new Promise<TensorData>((resolve, reject) => {
+    return new Promise<RunOutput>((resolve, reject) => {
       const onAbort = () => this.dropQueued(job);
       // The listener only matters while the job waits; it is removed once the job settles.
       const settle = <T>(fn: (v: T) => void) => (v: T) => {
         signal?.removeEventListener('abort', onAbort);
         fn(v);
       };
-      const job: RunJob = { key, load, input, extras, signal, resolve: settle(resolve), reject: settle(reject) };
+      const job: RunJob = { key, load, input, extras, all, signal, resolve: settle(resolve), reject: settle(reject) };
       this.queue.push(job);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.dispatch();
@@ -184,8 +192,8 @@ export class WorkerPool {
         await slot.request({ type: 'load', key: job.key, path: job.load.path, options: job.load.options, hints: job.load.hints });
         slot.loaded.add(job.key);
       }
-      const res = await slot.request({ type: 'run', key: job.key, input: job.input, ...(job.extras ? { extras: job.extras } : {}) }, [job.input.data.buffer as ArrayBuffer]);
-      job.resolve(res.output!);
+      const res = await slot.request({ type: 'run', key: job.key, input: job.input, ...(job.extras ? { extras: job.extras } : {}), ...(job.all ? { all: true } : {}) }, [job.input.data.buffer as ArrayBuffer]);
+      job.resolve({ ...(res.output ? { output: res.output } : {}), ...(res.outputs ? { outputs: res.outputs } : {}) });
     } catch (err) {
       job.reject(err instanceof SuperresError ? err : new SuperresError('INTERNAL_ERROR', String(err)));
     }

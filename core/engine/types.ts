@@ -23,6 +23,12 @@ export interface ModelHints {
   prePad?: number;
   /** Smallest input side the model accepts. */
   minSize?: number;
+  /**
+   * 'image' (default): an image-to-image model, probed for its scale. 'tensor': any model with one
+   * rank-4 float input whose outputs are read by name (face detectors, landmark nets); no probe.
+   * Models converted by superres say so in metadata (superres.task face-detect / face-landmarks).
+   */
+  task?: 'image' | 'tensor';
 }
 
 export interface ResolveOptions {
@@ -84,12 +90,22 @@ export interface ModelInfo {
   maxFeatureChannels: number;
   metadata: Record<string, string>;
   fileBytes: number;
+  /** 'tensor' models (see ModelHints.task) are run with ModelHandle.runAll; the rest are image models. */
+  task: 'image' | 'tensor';
+  /** Every output's name, in the model's order. */
+  outputNames: string[];
 }
 
 /** A scalar input of a model: rank 0 (dims []) or shape [1]. */
 export interface ExtraInput {
   name: string;
   type: 'float32' | 'float64';
+  dims: number[];
+}
+
+/** Any float tensor read back from a 'tensor' model's outputs (row-major). */
+export interface NamedTensor {
+  data: Float32Array;
   dims: number[];
 }
 
@@ -101,7 +117,7 @@ export interface TensorData {
 
 export type WorkerRequest =
   | { type: 'load'; id: number; key: string; path: string; options: SessionOptions; hints: ModelHints }
-  | { type: 'run'; id: number; key: string; input: TensorData; extras?: Record<string, number> }
+  | { type: 'run'; id: number; key: string; input: TensorData; extras?: Record<string, number>; all?: boolean }
   | { type: 'unload'; id: number; key: string };
 
 export interface WorkerErrorPayload {
@@ -111,5 +127,5 @@ export interface WorkerErrorPayload {
 }
 
 export type WorkerResponse =
-  | { id: number; ok: true; info?: ModelInfo; output?: TensorData }
+  | { id: number; ok: true; info?: ModelInfo; output?: TensorData; outputs?: Record<string, NamedTensor> }
   | { id: number; ok: false; error: WorkerErrorPayload };

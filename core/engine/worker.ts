@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { SuperresError } from '../errors';
 import { decodeModel, parseSuperresMetadata } from '../../models/onnx/inspect';
 import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../../models/onnx/float16';
-import type { ExtraInput, ModelHints, ModelInfo, ProviderName, SessionOptions, TensorData, WorkerErrorPayload, WorkerRequest, WorkerResponse } from './types';
+import type { ExtraInput, ModelHints, ModelInfo, NamedTensor, ProviderName, SessionOptions, TensorData, WorkerErrorPayload, WorkerRequest, WorkerResponse } from './types';
 
 class WorkerError extends Error {
   constructor(readonly code: string, message: string, readonly details?: Record<string, unknown>) {
@@ -42,7 +42,9 @@ port.on('message', (req: WorkerRequest) => {
 });
 
 function reply(res: WorkerResponse): void {
-  const transfer = res.ok && res.output ? [res.output.data.buffer as ArrayBuffer] : [];
+  const transfer: ArrayBuffer[] = [];
+  if (res.ok && res.output) transfer.push(res.output.data.buffer as ArrayBuffer);
+  if (res.ok && res.outputs) for (const t of Object.values(res.outputs)) transfer.push(t.data.buffer as ArrayBuffer);
   port!.postMessage(res, transfer);
 }
 
@@ -58,6 +60,7 @@ async function handle(req: WorkerRequest): Promise<WorkerResponse> {
     case 'run': {
       const loaded = sessions.get(req.key);
       if (!loaded) throw new WorkerError('INTERNAL_ERROR', `Model session ${req.key} is not loaded in this worker`);
+      if (req.all) return { id: req.id, ok: true, outputs: await runAllOutputs(loaded, req.input) };
       return { id: req.id, ok: true, output: await runTensor(loaded, req.input, req.extras) };
     }
     case 'unload': {
@@ -221,9 +224,12 @@ async function describeModel(
   providerFallbacks: { provider: ProviderName; reason: string }[],
   fileBytes: number,
 ): Promise<ModelInfo> {
+  const md = facts.metadata;
+  if (hints.task === 'tensor' || TENSOR_TASKS.has(md['superres.task'] ?? '')) {
+    return describeTensorModel(session, modelPath, hints, facts, provider, providerFallbacks, fileBytes);
+  }
   const { image: input, extras: extraInputs } = splitInputs(session.inputMetadata, modelPath);
   const output = tensorMeta(session.outputMetadata, 'output', modelPath);
-  const md = facts.metadata;
   const meta = facts.meta;
   const inChannels = typeof input.shape[1] === 'number' ? input.shape[1] : 3;
   if (inChannels !== 3 && inChannels !== 1) {
@@ -253,6 +259,8 @@ async function describeModel(
     maxFeatureChannels: Math.max(facts.maxFeatureChannels, 3),
     metadata: md,
     fileBytes,
+    task: 'image',
+    outputNames: session.outputNames.slice(),
   };
   const declared = hints.scale ?? meta.scale ?? 0;
   if (declared > 0) {
@@ -261,6 +269,73 @@ async function describeModel(
   }
   await probe(session, info);
   return info;
+}
+
+/** Models whose outputs are not images (detectors, landmark nets): read by name, never probed. */
+const TENSOR_TASKS = new Set(['face-detect', 'face-landmarks']);
+
+/** A 'tensor' model: one rank-4 float32 input; any outputs. Nothing is probed. */
+function describeTensorModel(
+  session: ort.InferenceSession,
+  modelPath: string,
+  hints: ModelHints,
+  facts: ModelFileFacts,
+  provider: ProviderName,
+  providerFallbacks: { provider: ProviderName; reason: string }[],
+  fileBytes: number,
+): ModelInfo {
+  if (session.inputMetadata.length !== 1) {
+    throw new WorkerError('MODEL_INVALID', `${modelPath}: has ${session.inputMetadata.length} inputs; a detector or landmark model takes one image tensor`);
+  }
+  const input = tensorMeta(session.inputMetadata, 'input', modelPath);
+  if (input.type !== 'float32') throw new WorkerError('MODEL_INVALID', `${modelPath}: input "${input.name}" is ${input.type}; detector and landmark models must take float32`);
+  const [c, h, w] = [input.shape[1], input.shape[2], input.shape[3]];
+  const fixedSize = typeof h === 'number' && typeof w === 'number' && h > 0 && w > 0 ? { height: h, width: w } : null;
+  return {
+    path: modelPath,
+    name: hints.name ?? facts.metadata['superres.name'] ?? path.basename(modelPath).replace(/\.onnx$/i, ''),
+    inputName: input.name,
+    extraInputs: [],
+    outputName: session.outputNames[0]!,
+    inputChannels: typeof c === 'number' ? c : 3,
+    outputChannels: 0,
+    dtype: 'float32',
+    valueRange: hints.valueRange ?? (facts.meta.valueRange === '0-255' ? 255 : 1),
+    scale: 1,
+    scaleSource: 'metadata',
+    fixedSize,
+    multipleOf: hints.multipleOf ?? facts.meta.multipleOf ?? 1,
+    shrink: 0,
+    prePad: 0,
+    minSize: 1,
+    provider,
+    providerFallbacks,
+    maxFeatureChannels: Math.max(facts.maxFeatureChannels, 3),
+    metadata: facts.metadata,
+    fileBytes,
+    task: 'tensor',
+    outputNames: session.outputNames.slice(),
+  };
+}
+
+/** Runs a 'tensor' model and returns every output by name, as float32. */
+async function runAllOutputs(loaded: LoadedModel, input: TensorData): Promise<Record<string, NamedTensor>> {
+  const { session, info } = loaded;
+  if (info.task !== 'tensor') throw new WorkerError('INTERNAL_ERROR', `${info.name} is an image model; run it tile by tile`);
+  let results: ort.InferenceSession.ReturnType;
+  try {
+    results = await session.run({ [info.inputName]: new ort.Tensor('float32', input.data, input.dims) });
+  } catch (err) {
+    throw new WorkerError('MODEL_INVALID', `${info.name} failed on a ${input.dims[3]}x${input.dims[2]} input: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const outputs: Record<string, NamedTensor> = {};
+  for (const [name, t] of Object.entries(results)) {
+    const raw = t.data;
+    const data = raw instanceof Uint16Array ? float16ArrayToFloat32(raw) : Float32Array.from(raw as ArrayLike<number>);
+    outputs[name] = { data, dims: (t.dims as readonly number[]).slice() };
+    t.dispose();
+  }
+  return outputs;
 }
 
 /**

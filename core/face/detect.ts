@@ -1,12 +1,15 @@
 /**
  * Face detection: an image in, faces with a box, a score and 5 landmarks out.
  *
- * Only the caller-landmarks detector exists so far (the caller passes 5 points per face). A
- * model-backed detector (YuNet ONNX, or one converted from face-api.js / BlazeFace) implements
- * the same FaceDetector interface; the pipeline never depends on which one ran.
+ * Two detectors implement the FaceDetector interface: the caller's own landmarks (5 points per
+ * face) and face-api.js's detector + landmark nets converted to ONNX (faceapi-detector.ts). The
+ * pipeline never depends on which one ran.
  */
 import { SuperresError } from '../errors';
+import type { Engine } from '../engine/engine';
 import type { PixelImage } from '../image/types';
+import { FaceApiDetector } from './faceapi-detector';
+import { FACE_DETECTORS } from './params';
 import { applySimilarity, estimateSimilarity, FFHQ_TEMPLATE_512, invertSimilarity, type Point } from './geometry';
 
 export interface DetectedFace {
@@ -84,13 +87,20 @@ export function selectFaces(faces: DetectedFace[], which: 'all' | 'largest' | 'c
 }
 
 /**
- * The detector for a request. Given landmarks win; no model-backed detector ships yet, so any
- * other request fails with MODEL_NOT_FOUND saying how to proceed.
+ * The detector for a request. Given landmarks win over "auto"; "auto" and "faceapi" run
+ * face-api.js's TinyFaceDetector + 68-point landmark net (converted to ONNX, fetched from npm on
+ * first use through the engine's model resolver).
  */
-export function detectorFor(detector: string, landmarks: readonly (readonly Point[])[] | undefined): FaceDetector {
+export function detectorFor(
+  engine: Engine,
+  detector: string,
+  landmarks: readonly (readonly Point[])[] | undefined,
+  opts: { onProgress?: (message: string) => void } = {},
+): FaceDetector {
   if (landmarks !== undefined && (detector === 'auto' || detector === 'landmarks')) return new GivenLandmarksDetector(landmarks);
   if (detector === 'landmarks') {
     throw new SuperresError('INVALID_PARAMETERS', 'detector "landmarks" needs the landmarks parameter: 5 [x, y] points per face');
   }
-  throw new SuperresError('MODEL_NOT_FOUND', `No face detector model is available${detector === 'auto' ? '' : ` for "${detector}"`} yet; pass landmarks (5 [x, y] points per face: eyes, nose, mouth corners) to restore faces at known positions`, { detector });
+  if (detector === 'auto' || detector === 'faceapi') return new FaceApiDetector(engine, opts);
+  throw new SuperresError('INVALID_PARAMETERS', `Unknown face detector "${detector}"; use one of ${FACE_DETECTORS.join(', ')}`, { detector });
 }

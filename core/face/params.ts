@@ -16,6 +16,9 @@ const PointSchema = z.tuple([z.number().finite(), z.number().finite()]);
 /** Five landmarks: left eye, right eye, nose tip, left mouth corner, right mouth corner (image pixels). */
 export const LandmarksSchema = z.array(PointSchema).length(5);
 
+/** Face detectors a request can name (core/face/detect.ts builds them). */
+export const FACE_DETECTORS = ['auto', 'faceapi', 'landmarks'] as const;
+
 export const FaceSelectionSchema = z.enum(['all', 'largest', 'center']);
 
 export const FaceRestoreParamsSchema = z.object({
@@ -31,8 +34,8 @@ export const FaceRestoreParamsSchema = z.object({
     .describe('Enhance faces with the super-resolution model on the aligned crop (after restoration, or alone when no restoration model is given)'),
   background_model: z.string().min(1).optional()
     .describe('Super-resolution model for background_enhance and face_upsample (default: the engine\'s default model)'),
-  detector: z.string().min(1).default('auto')
-    .describe('Face detector: "auto", "landmarks" (use the landmarks parameter), or a detector model name/path'),
+  detector: z.enum(FACE_DETECTORS).default('auto')
+    .describe('Face detector: "auto" (the landmarks parameter when given, else faceapi), "faceapi" (face-api.js TinyFaceDetector + 68-point landmarks, fetched from npm on first use) or "landmarks" (only the landmarks parameter)'),
   landmarks: z.array(LandmarksSchema).optional()
     .describe('Faces given by the caller: for each face 5 [x, y] points (left eye, right eye, nose, left and right mouth corner) in input pixels; skips detection'),
   faces: FaceSelectionSchema.default('all')

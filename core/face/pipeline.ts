@@ -97,7 +97,7 @@ export async function restoreFaces(engine: Engine, input: ImageInput, rawParams:
     const tDecoded = performance.now();
 
     progress.stage('detect', 'Finding faces');
-    const detector = detectorFor(params.detector, params.landmarks);
+    const detector = detectorFor(engine, params.detector, params.landmarks, { onProgress: (m) => progress.stage('detect', m) });
     const detected = await detector.detect(decoded.pixels, { maxSide: params.detection_max_side, ...(signal ? { signal } : {}) });
     const chosen = chooseFaces(detected, params, W, H);
     const tDetected = performance.now();

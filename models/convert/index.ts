@@ -9,11 +9,12 @@ import { decodeModel } from '../onnx/inspect';
 import { convertNcnnFiles } from './ncnn';
 import { findKnownNcnnModel } from './ncnn-known';
 import { convertPthToOnnx } from './pytorch';
+import { convertFaceApiToOnnx } from './faceapi';
 import { convertTfjsToOnnx } from './tfjs';
 
 export interface ConvertRequest {
   format: ModelFormat;
-  /** onnx/pth: [file]; ncnn: [.param, .bin]; tfjs: [folder with model.json]. */
+  /** onnx/pth: [file]; ncnn: [.param, .bin]; tfjs: [folder with model.json]; faceapi: [*-weights_manifest.json, shards…]. */
   files: string[];
   /** Recorded as superres.source. */
   source: string;
@@ -59,6 +60,12 @@ export async function convertToOnnx(req: ConvertRequest): Promise<ConvertResult>
       const result = await convertTfjsToOnnx(modelJson, undefined, { source: req.source, fp16: req.fp16 === true });
       return { onnx: result.onnx, scale: result.scale, valueRange: result.valueRange, architecture: result.architecture };
     }
+    case 'faceapi': {
+      const manifest = req.files.find((f) => f.endsWith('.json'));
+      if (!manifest) throw new SuperresError('INVALID_PARAMETERS', 'A face-api.js model needs its *-weights_manifest.json (with its .bin shards beside it)');
+      const result = await convertFaceApiToOnnx(manifest, { source: req.source });
+      return { onnx: result.onnx, scale: 1, valueRange: '0-255', architecture: result.net };
+    }
   }
 }
 
@@ -67,6 +74,7 @@ export function formatOfPath(p: string): ModelFormat | undefined {
   const lower = p.toLowerCase();
   if (lower.endsWith('.onnx')) return 'onnx';
   if (lower.endsWith('.pth') || lower.endsWith('.pt')) return 'pth';
+  if (lower.endsWith('-weights_manifest.json')) return 'faceapi';
   if (lower.endsWith('.param') || lower.endsWith('.bin')) return 'ncnn';
   if (lower.endsWith('model.json')) return 'tfjs';
   return undefined;

@@ -196,7 +196,8 @@ function parseWeightSpec(v: unknown, where: string): WeightSpec {
   return spec;
 }
 
-function parseManifest(v: unknown): WeightGroup[] {
+/** Parses a weightsManifest (model.json's, or a face-api.js *-weights_manifest.json file). Raises MODEL_INVALID. */
+export function parseManifest(v: unknown): WeightGroup[] {
   if (!Array.isArray(v)) throw invalid('weightsManifest is missing');
   return v.map((g, k) => {
     const where = `weightsManifest[${k}]`;

@@ -76,7 +76,7 @@ function channelAxis(layer: TfjsLayer, axis: number): 1 {
 }
 
 /** [A, B, C, D] → [D, C, A, B]: a Keras HWIO conv kernel to ONNX OIHW (and HWOI to IOHW for transposed convs). */
-function kernelToOnnx(k: LoadedWeight): { dims: number[]; data: Float32Array } {
+export function kernelToOnnx(k: LoadedWeight): { dims: number[]; data: Float32Array } {
   const [a, b, c, d] = k.shape as [number, number, number, number];
   const out = new Float32Array(k.data.length);
   for (let i = 0; i < a; i++)

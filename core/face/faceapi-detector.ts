@@ -1,0 +1,244 @@
+/**
+ * The default face detector: face-api.js's TinyFaceDetector for boxes and its 68-point landmark
+ * net for the 5 alignment points, both converted to ONNX by models/convert/faceapi.ts and run
+ * through the engine's worker threads ('tensor' models).
+ *
+ * Pre- and post-processing follow face-api.js so the converted weights see what they were
+ * trained on:
+ * - detector: the image, scaled so its longer side is the net's input size, top-left in a
+ *   zero-padded square; 5 anchors per 32-px cell decoded YOLOv2-style, score threshold 0.5,
+ *   NMS at IoU 0.4.
+ * - landmarks: each box (clipped to the image) centred in a zero-padded square, scaled to 112;
+ *   the 68 points come back in 0..1 of that square.
+ * The 5 points facexlib aligns with are taken from the 68 (iBUG order): the centres of the two
+ * eye contours (36–41, 42–47), the nose tip (30) and the mouth corners (48, 54), in image-left
+ * to image-right order like RetinaFace's.
+ */
+import { SuperresError, throwIfAborted } from '../errors';
+import type { Engine, ModelHandle } from '../engine/engine';
+import type { NamedTensor } from '../engine/types';
+import { resizePixelsAsync } from '../image/resize';
+import type { PixelImage } from '../image/types';
+import type { DetectedFace, DetectOptions, FaceDetector } from './detect';
+import { pixelsToFloat, type Point } from './geometry';
+
+export const FACEAPI_DETECTOR_MODEL = 'faceapi-tiny-face-detector';
+export const FACEAPI_LANDMARK_MODEL = 'faceapi-landmark68';
+
+/** face-api.js's defaults (TinyFaceDetectorOptions, TinyFaceDetector's IOU_THRESHOLD). */
+const DEFAULT_INPUT_SIZE = 416;
+const SCORE_THRESHOLD = 0.5;
+const IOU_THRESHOLD = 0.4;
+const LANDMARK_SIZE = 112;
+
+type Box = [number, number, number, number];
+
+interface Candidate {
+  box: Box;
+  score: number;
+}
+
+export interface FaceApiDetectorOptions {
+  detectorModel?: string;
+  landmarkModel?: string;
+  /** Minimum detector score 0..1 (face-api.js uses 0.5). */
+  scoreThreshold?: number;
+  onProgress?: (message: string) => void;
+}
+
+export class FaceApiDetector implements FaceDetector {
+  readonly name = 'faceapi';
+
+  constructor(private readonly engine: Engine, private readonly opts: FaceApiDetectorOptions = {}) {}
+
+  async detect(image: PixelImage, opts: DetectOptions): Promise<DetectedFace[]> {
+    const { signal } = opts;
+    const detector = await this.acquire(this.opts.detectorModel ?? FACEAPI_DETECTOR_MODEL, signal);
+    let landmarker: ModelHandle | null = null;
+    try {
+      const candidates = await findBoxes(detector, image, opts.maxSide, this.opts.scoreThreshold ?? SCORE_THRESHOLD, signal);
+      if (candidates.length === 0) return [];
+      landmarker = await this.acquire(this.opts.landmarkModel ?? FACEAPI_LANDMARK_MODEL, signal);
+      const faces: DetectedFace[] = [];
+      for (const c of candidates) {
+        throwIfAborted(signal);
+        const points = await locateLandmarks(landmarker, image, c.box, signal);
+        faces.push({ box: c.box.map(round2) as Box, score: round3(c.score), landmarks: fivePoints(points) });
+      }
+      return faces;
+    } finally {
+      detector.release();
+      landmarker?.release();
+    }
+  }
+
+  private async acquire(model: string, signal?: AbortSignal): Promise<ModelHandle> {
+    const resolved = await this.engine.resolveModel(model, { ...(signal ? { signal } : {}), ...(this.opts.onProgress ? { onProgress: this.opts.onProgress } : {}) });
+    const handle = await this.engine.acquireModel(resolved.path, { ...resolved.hints, task: 'tensor' });
+    if (handle.info.inputChannels !== 3) {
+      handle.release();
+      throw new SuperresError('MODEL_INVALID', `${handle.info.name}: a face detector or landmark model takes RGB input, not ${handle.info.inputChannels} channel(s)`);
+    }
+    return handle;
+  }
+}
+
+/** Boxes and scores in input pixels, after NMS, best first. */
+async function findBoxes(detector: ModelHandle, image: PixelImage, maxSide: number, threshold: number, signal?: AbortSignal): Promise<Candidate[]> {
+  const size = detector.info.fixedSize?.width ?? Number(detector.info.metadata['superres.input_size'] ?? DEFAULT_INPUT_SIZE);
+  const anchors = anchorsOf(detector);
+  const long = Math.max(image.width, image.height);
+  // The copy the net sees: the longer side becomes `size` (never above maxSide), the rest is zero.
+  const side = Math.min(size, Math.max(32, Math.floor(maxSide / 32) * 32));
+  const ratio = side / long;
+  const w = Math.max(1, Math.round(image.width * ratio));
+  const h = Math.max(1, Math.round(image.height * ratio));
+  const scaled = w === image.width && h === image.height ? image : await resizePixelsAsync(image, w, h, signal);
+  throwIfAborted(signal);
+  const input = squareTensor(scaled, side, 'top-left');
+  const outputs = await detector.runAll({ data: input.data, dims: [1, 3, side, side] }, signal);
+  const grid = firstOutput(outputs, detector.info.name);
+  const [, channels, rows, cols] = grid.dims as [number, number, number, number];
+  if (grid.dims.length !== 4 || channels !== anchors.length * 5) {
+    throw new SuperresError('MODEL_INVALID', `${detector.info.name}: output [${grid.dims.join(', ')}] is not [1, ${anchors.length * 5}, H, W]`);
+  }
+  const candidates: Candidate[] = [];
+  const at = (a: number, k: number, r: number, c: number) => grid.data[((a * 5 + k) * rows + r) * cols + c]!;
+  for (let a = 0; a < anchors.length; a++) {
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        const score = sigmoid(at(a, 4, r, c));
+        if (score < threshold) continue;
+        // Cell units → fractions of the square → input pixels.
+        const cx = ((c + sigmoid(at(a, 0, r, c))) / cols) * side / ratio;
+        const cy = ((r + sigmoid(at(a, 1, r, c))) / rows) * side / ratio;
+        const bw = ((Math.exp(at(a, 2, r, c)) * anchors[a]![0]) / cols) * side / ratio;
+        const bh = ((Math.exp(at(a, 3, r, c)) * anchors[a]![1]) / rows) * side / ratio;
+        const box = clipBox([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], image.width, image.height);
+        if (box[2] - box[0] >= 2 && box[3] - box[1] >= 2) candidates.push({ box, score });
+      }
+    }
+  }
+  return nonMaxSuppression(candidates, IOU_THRESHOLD);
+}
+
+/** The 68 landmarks of the face in `box`, in input pixels. */
+async function locateLandmarks(landmarker: ModelHandle, image: PixelImage, box: Box, signal?: AbortSignal): Promise<Point[]> {
+  const x0 = Math.floor(box[0]);
+  const y0 = Math.floor(box[1]);
+  const cw = Math.max(1, Math.ceil(box[2]) - x0);
+  const ch = Math.max(1, Math.ceil(box[3]) - y0);
+  const crop = cropPixels(image, x0, y0, cw, ch);
+  const ratio = LANDMARK_SIZE / Math.max(cw, ch);
+  const w = Math.max(1, Math.round(cw * ratio));
+  const h = Math.max(1, Math.round(ch * ratio));
+  const scaled = await resizePixelsAsync(crop, w, h, signal);
+  const input = squareTensor(scaled, LANDMARK_SIZE, 'centre');
+  const out = firstOutput(await landmarker.runAll({ data: input.data, dims: [1, 3, LANDMARK_SIZE, LANDMARK_SIZE] }, signal), landmarker.info.name);
+  if (out.data.length !== 136) throw new SuperresError('MODEL_INVALID', `${landmarker.info.name}: returned ${out.data.length} values, not 68 (x, y) points`);
+  const points: Point[] = [];
+  for (let i = 0; i < 68; i++) {
+    // 0..1 of the padded square → scaled crop pixels → crop pixels → input pixels.
+    const px = (out.data[2 * i]! * LANDMARK_SIZE - input.offsetX) / (w / cw);
+    const py = (out.data[2 * i + 1]! * LANDMARK_SIZE - input.offsetY) / (h / ch);
+    points.push([x0 + px, y0 + py]);
+  }
+  return points;
+}
+
+/** facexlib's 5 points from iBUG's 68: eye centres, nose tip, mouth corners (image left first). */
+export function fivePoints(p: readonly Point[]): Point[] {
+  if (p.length !== 68) throw new SuperresError('INTERNAL_ERROR', `expected 68 landmarks, got ${p.length}`);
+  const mean = (from: number, to: number): Point => {
+    let x = 0;
+    let y = 0;
+    for (let i = from; i <= to; i++) { x += p[i]![0]; y += p[i]![1]; }
+    const n = to - from + 1;
+    return [x / n, y / n];
+  };
+  return [mean(36, 41), mean(42, 47), p[30]!, p[48]!, p[54]!].map(([x, y]) => [round2(x), round2(y)] as Point);
+}
+
+/** Greedy NMS by score; keeps a box unless it overlaps a kept one by more than `iou`. */
+export function nonMaxSuppression<T extends Candidate>(items: readonly T[], iou: number): T[] {
+  const sorted = [...items].sort((a, b) => b.score - a.score);
+  const kept: T[] = [];
+  for (const c of sorted) if (kept.every((k) => overlap(k.box, c.box) <= iou)) kept.push(c);
+  return kept;
+}
+
+function overlap(a: Box, b: Box): number {
+  const iw = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const ih = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = iw * ih;
+  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+function clipBox(b: Box, width: number, height: number): Box {
+  return [Math.max(0, b[0]), Math.max(0, b[1]), Math.min(width, b[2]), Math.min(height, b[3])];
+}
+
+/** A sub-image (same channels and depth). */
+function cropPixels(img: PixelImage, x0: number, y0: number, w: number, h: number): PixelImage {
+  const c = img.channels;
+  const data = img.depth === 16 ? new Uint16Array(w * h * c) : new Uint8Array(w * h * c);
+  for (let y = 0; y < h; y++) {
+    const from = ((y0 + y) * img.width + x0) * c;
+    data.set(img.data.subarray(from, from + w * c), y * w * c);
+  }
+  return { width: w, height: h, channels: c, depth: img.depth, data };
+}
+
+/**
+ * An image as planar RGB 0..255 in a zero-filled side×side square, placed top-left (the
+ * detector, as face-api.js pads) or centred (the landmark nets).
+ */
+function squareTensor(img: PixelImage, side: number, place: 'top-left' | 'centre'): { data: Float32Array; offsetX: number; offsetY: number } {
+  const rgb = pixelsToFloat(img);
+  const offsetX = place === 'centre' ? Math.floor((side - img.width) / 2) : 0;
+  const offsetY = place === 'centre' ? Math.floor((side - img.height) / 2) : 0;
+  const plane = side * side;
+  const data = new Float32Array(3 * plane);
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const s = (y * img.width + x) * 3;
+      const d = (y + offsetY) * side + x + offsetX;
+      data[d] = rgb.data[s]! * 255;
+      data[plane + d] = rgb.data[s + 1]! * 255;
+      data[2 * plane + d] = rgb.data[s + 2]! * 255;
+    }
+  }
+  return { data, offsetX, offsetY };
+}
+
+function anchorsOf(detector: ModelHandle): [number, number][] {
+  const raw = detector.info.metadata['superres.anchors'];
+  try {
+    const parsed: unknown = raw ? JSON.parse(raw) : null;
+    if (Array.isArray(parsed) && parsed.length > 0 && parsed.every((a) => Array.isArray(a) && a.length === 2 && a.every((v) => typeof v === 'number' && v > 0))) {
+      return parsed as [number, number][];
+    }
+  } catch {
+    // fall through
+  }
+  throw new SuperresError('MODEL_INVALID', `${detector.info.name}: no superres.anchors metadata; convert face-api.js detector weights with superres (models/convert/faceapi)`);
+}
+
+function firstOutput(outputs: Record<string, NamedTensor>, model: string): NamedTensor {
+  const first = Object.values(outputs)[0];
+  if (!first) throw new SuperresError('MODEL_INVALID', `${model} returned no output`);
+  return first;
+}
+
+function sigmoid(v: number): number {
+  return 1 / (1 + Math.exp(-v));
+}
+
+function round2(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
