@@ -43,7 +43,7 @@ export const FaceRestoreParamsSchema = z.object({
   min_face_size: z.coerce.number().min(0).max(65535).default(0)
     .describe('Ignore faces whose eye distance is smaller than this many input pixels'),
   detection_max_side: z.coerce.number().int().min(64).max(8192).default(1024)
-    .describe('Detect on a copy downscaled so that its longer side is at most this (large images)'),
+    .describe('Detect on a copy downscaled so that its longer side is at most this many pixels (the faceapi detector itself works at 416 or less)'),
   blend: z.coerce.number().min(0).max(1).default(1)
     .describe('Strength of the restored face over the original: 1 replaces it (inside the soft mask), 0 keeps the original'),
   format: UpscaleParamsSchema.shape.format,
