@@ -7,13 +7,11 @@ import { SuperresError } from '../core/errors';
 import { writeFileAtomic } from '../core/fs-atomic';
 import { formatFromExtension, mimeTypeFor } from '../core/image/formats';
 import { loadInput, type ImageInput } from '../core/image/input';
-import type { WebhookTarget } from '../core/jobs/types';
 import type { UpscaleResult } from '../core/upscale/upscale';
 import type { Superres } from '../runtime/runtime';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red-types';
-import { isRecord } from './lib/errors';
 import { runFunctionNode } from './lib/node-runner';
-import { upscaleParamsFor } from './lib/params';
+import { jobFieldsOf, readInput, upscaleParamsFor } from './lib/params';
 import { describeProgress, succeeded, throttledStatus, working } from './lib/status';
 import { ThumbnailPublisher } from './lib/thumbnails';
 
@@ -57,16 +55,10 @@ export = function register(RED: NodeAPI): void {
         if (fromName) params.format = fromName;
       }
       // Whatever the property holds goes to the core, which names what it cannot read as an image.
-      const input = (await evaluate(RED, node, inputProp, inputType, msg)) as ImageInput;
+      const input = (await readInput(RED, node, inputProp, inputType, msg)) as ImageInput;
 
       if (mode === 'job') {
-        const job = await runtime.jobs.submit({
-          input,
-          params,
-          ...(typeof msg.filename === 'string' && msg.filename ? { filename: path.basename(msg.filename) } : {}),
-          ...webhookOf(msg),
-          metadata: { ...(isRecord(msg.metadata) ? msg.metadata : {}), ...(msg._msgid ? { node_red_msgid: msg._msgid } : {}) },
-        });
+        const job = await runtime.jobs.submit({ input, params, ...jobFieldsOf(msg) });
         msg.payload = job;
         msg.job_id = job.job_id;
         succeeded(node, `job ${job.job_id.slice(0, 8)} ${job.status}`);
@@ -105,26 +97,6 @@ async function writeOutput(file: string, data: Buffer): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new SuperresError(code === 'ENOSPC' ? 'DISK_FULL' : 'INTERNAL_ERROR', `Cannot write the result to ${file} (${code ?? String(err)})`, { path: file }, { cause: err });
   }
-}
-
-function evaluate(RED: NodeAPI, node: Node, value: string, type: string, msg: NodeMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    RED.util.evaluateNodeProperty(value, type, node, msg, (err, result) => {
-      if (err) reject(new SuperresError('INVALID_PARAMETERS', `Cannot read the input from ${type}.${value}: ${err.message}`));
-      else resolve(result);
-    });
-  });
-}
-
-/** msg.webhook as `{url, headers?}` or a URL string; the queue checks the URL itself. */
-function webhookOf(msg: NodeMessage): { webhook?: WebhookTarget } {
-  const hook = msg.webhook;
-  if (hook === undefined || hook === null || hook === '') return {};
-  if (typeof hook === 'string') return { webhook: { url: hook } };
-  if (isRecord(hook) && typeof hook.url === 'string') {
-    return { webhook: { url: hook.url, ...(isRecord(hook.headers) ? { headers: hook.headers as Record<string, string> } : {}) } };
-  }
-  throw new SuperresError('INVALID_PARAMETERS', 'msg.webhook must be a URL string or {url, headers}');
 }
 
 /** msg.superres after a successful upscale (the node contract's fields). */

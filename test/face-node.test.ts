@@ -23,9 +23,6 @@ import {
 const helper = require('node-red-node-test-helper');
 helper.init(require.resolve('node-red'));
 
-// Not registered in package.json yet: loaded from the compiled module, as Node-RED would load it.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const FACE_NODE: unknown = require('../nodes/superres-face-restore');
 
 type Msg = Record<string, unknown> & { payload?: unknown; superres?: Record<string, unknown> };
 
@@ -129,7 +126,7 @@ describe('superres-face-restore node', function () {
   ];
 
   async function load(nodes: FlowNode[], engine: Record<string, unknown> = {}): Promise<void> {
-    await helper.load([...NODE_MODULES, FACE_NODE], flow(home, nodes, engine));
+    await helper.load(NODE_MODULES, flow(home, nodes, engine));
   }
 
   before(async () => {

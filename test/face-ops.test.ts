@@ -227,7 +227,7 @@ describe('mcp restore_faces', function () {
     failsWith(await call(client, { input: (await truncatedPng()).toString('base64'), model: identity, landmarks: [LANDMARKS] }), 'INVALID_IMAGE');
     // A model path is checked like every path the tools read (as upscale_image does): INPUT_NOT_FOUND naming it.
     failsWith(await call(client, { input: photo, model: path.join(work, 'missing.onnx'), landmarks: [LANDMARKS] }), 'INPUT_NOT_FOUND', /missing\.onnx/);
-    failsWith(await call(client, { input: photo, model: identity }), 'MODEL_NOT_FOUND', /landmarks/);
+    failsWith(await call(client, { input: photo, model: identity, detector: 'landmarks' }), 'INVALID_PARAMETERS', /landmarks/);
     const taken = path.join(work, 'taken.png');
     writeFileSync(taken, 'x');
     failsWith(await call(client, { input: photo, output: taken, model: identity, upscale: 1, landmarks: [LANDMARKS] }), 'INVALID_PARAMETERS', /already exists/);

@@ -315,7 +315,7 @@ describe('restoreFaces', function () {
       await rejectsWith(restoreFaces(engine, input, { model: models.identity, landmarks: [[[1, 1], [1, 1], [1, 1], [1, 1], [1, 1]]] }), 'INVALID_PARAMETERS', /one point/);
     });
 
-    it('MODEL_NOT_FOUND without a detector or for a missing model file', async () => {
+    it('MODEL_NOT_FOUND without a detector model (no model manager) or for a missing model file', async () => {
       await rejectsWith(restoreFaces(engine, input, { model: models.identity }), 'MODEL_NOT_FOUND', /landmarks/);
       await rejectsWith(restoreFaces(engine, input, { model: `${dir}/missing.onnx`, landmarks: [landmarks] }), 'MODEL_NOT_FOUND');
     });

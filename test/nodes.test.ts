@@ -521,7 +521,7 @@ describe('Node-RED nodes', function () {
 
 describe('Node-RED editor files', () => {
   const nodesDir = path.join(__dirname, '..', '..', 'nodes');
-  const types = ['superres-engine', 'superres-upscale', 'superres-model-manager', 'superres-job-status'];
+  const types = ['superres-engine', 'superres-upscale', 'superres-model-manager', 'superres-job-status', 'superres-face-restore'];
 
   /** Runs each editor file's script against a stub RED, returning what it registered. */
   function registered(type: string): { def: Record<string, unknown>; html: string } {

@@ -14,7 +14,7 @@
  * eye contours (36–41, 42–47), the nose tip (30) and the mouth corners (48, 54), in image-left
  * to image-right order like RetinaFace's.
  */
-import { SuperresError, throwIfAborted } from '../errors';
+import { SuperresError, throwIfAborted, toSuperresError } from '../errors';
 import type { Engine, ModelHandle } from '../engine/engine';
 import type { NamedTensor } from '../engine/types';
 import { resizePixelsAsync } from '../image/resize';
@@ -84,7 +84,11 @@ export class FaceApiDetector implements FaceDetector {
   }
 
   private async acquire(model: string, signal?: AbortSignal): Promise<ModelHandle> {
-    const resolved = await this.engine.resolveModel(model, { ...(signal ? { signal } : {}), ...(this.opts.onProgress ? { onProgress: this.opts.onProgress } : {}) });
+    const resolved = await this.engine.resolveModel(model, { ...(signal ? { signal } : {}), ...(this.opts.onProgress ? { onProgress: this.opts.onProgress } : {}) }).catch((err: unknown) => {
+      const e = toSuperresError(err);
+      if (e.code !== 'MODEL_NOT_FOUND') throw e;
+      throw new SuperresError('MODEL_NOT_FOUND', `The face detector model ${model} is not available (${e.message}); install it with "superres models download ${model}", or pass landmarks (5 [x, y] points per face) to skip detection`, { model });
+    });
     const handle = await this.engine.acquireModel(resolved.path, { ...resolved.hints, task: 'tensor' });
     if (handle.info.inputChannels !== 3) {
       handle.release();

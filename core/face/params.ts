@@ -16,6 +16,16 @@ const PointSchema = z.tuple([z.number().finite(), z.number().finite()]);
 /** Five landmarks: left eye, right eye, nose tip, left mouth corner, right mouth corner (image pixels). */
 export const LandmarksSchema = z.array(PointSchema).length(5);
 
+/** A JSON text (a form field or query string) as its value; anything else as it is. */
+function parseJsonText(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v; // the schema then names the field and what it expected
+  }
+}
+
 /** Face detectors a request can name (core/face/detect.ts builds them). */
 export const FACE_DETECTORS = ['auto', 'faceapi', 'landmarks'] as const;
 
@@ -36,7 +46,7 @@ export const FaceRestoreParamsSchema = z.object({
     .describe('Super-resolution model for background_enhance and face_upsample (default: the engine\'s default model)'),
   detector: z.enum(FACE_DETECTORS).default('auto')
     .describe('Face detector: "auto" (the landmarks parameter when given, else faceapi), "faceapi" (face-api.js TinyFaceDetector + 68-point landmarks, fetched from npm on first use) or "landmarks" (only the landmarks parameter)'),
-  landmarks: z.array(LandmarksSchema).optional()
+  landmarks: z.preprocess(parseJsonText, z.array(LandmarksSchema)).optional()
     .describe('Faces given by the caller: for each face 5 [x, y] points (left eye, right eye, nose, left and right mouth corner) in input pixels; skips detection'),
   faces: FaceSelectionSchema.default('all')
     .describe('Which detected faces to restore: all, the largest, or the one nearest the image centre'),
