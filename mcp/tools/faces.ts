@@ -5,10 +5,9 @@
  */
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { toSuperresError } from '../../core/errors';
 import { writeFileAtomic } from '../../core/fs-atomic';
 import { mimeTypeFor } from '../../core/image/formats';
-import { FaceRestoreParamsSchema, parseFaceRestoreParams, restoreFaces, type FaceRestoreResult } from '../../core/face';
+import { FaceRestoreParamsSchema, parseFaceRestoreParams, type FaceRestoreResult } from '../../core/face';
 import { planOutput, resolveImageInput, resolveModelParam } from '../io';
 import { ProgressNotifier } from '../progress';
 import { fileLink, previewImage, type ContentBlock } from '../results';
@@ -67,26 +66,17 @@ export function registerFaceTools(tools: ToolRegistry, ctx: ToolContext): void {
       const { input, output, overwrite, ...params } = args;
       parseFaceRestoreParams(params); // fail before any I/O
       const progress = new ProgressNotifier(extra, ctx.heartbeatMs);
-      const t0 = performance.now();
-      const count = (success: boolean, images: number) => ctx.runtime.jobs.recordRequest({ success, seconds: (performance.now() - t0) / 1000, images });
       try {
         const source = await resolveImageInput(ctx.dirs, input);
         const models = await resolveModelPaths(ctx, params);
         const plan = await planOutput(ctx.dirs, { output, overwrite, source, defaultDir: outputsDir(ctx) });
         const format = params.format === 'auto' && plan.format ? plan.format : params.format;
         progress.report(0, 'Starting');
-        let result: FaceRestoreResult;
-        try {
-          result = await restoreFaces(ctx.runtime.engine, source.input, { ...params, ...models, format }, {
-            signal: extra.signal,
-            onProgress: (p) => progress.report(p.progress, p.message),
-          });
-        } catch (err) {
-          const e = toSuperresError(err);
-          if (e.code !== 'CANCELLED') count(false, 0);
-          throw e;
-        }
-        count(true, 1);
+        // The runtime counts the request in the queue's stats, as it does for upscale_image.
+        const result = await ctx.runtime.restoreFaces(source.input, { ...params, ...models, format }, {
+          signal: extra.signal,
+          onProgress: (p) => progress.report(p.progress, p.message),
+        });
         const file = await plan.finalPath({ format: result.format, scale: result.upscale });
         await writeFileAtomic(file, result.data);
         progress.done(`Wrote ${path.basename(file)}`);
