@@ -13,7 +13,7 @@ import {
   describeFaceOutcome, describeFaceProgress, describeFaceResult, FACE_SCHEMA_PATH, faceParamsJsonSchema, faceRestoreParamsFor,
 } from './lib/face-params';
 import { runFunctionNode } from './lib/node-runner';
-import { jobFieldsOf, readInput } from './lib/params';
+import { imageNodeIo, jobFieldsOf, readInput } from './lib/params';
 import { succeeded, throttledStatus, working } from './lib/status';
 
 const FACE_RESTORE_TYPE = 'superres-face-restore';
@@ -44,10 +44,7 @@ export = function register(RED: NodeAPI): void {
   function SuperresFaceRestoreNode(this: Node, def: FaceRestoreNodeDef): void {
     RED.nodes.createNode(this, def);
     const node = this;
-    const inputProp = def.input || 'payload';
-    const inputType = def.inputType || 'msg';
-    const outputProp = def.output || 'payload';
-    const mode = def.mode === 'job' ? 'job' : 'wait';
+    const { inputProp, inputType, outputProp, mode } = imageNodeIo(def);
     const editorParams = def as unknown as Record<string, unknown>;
 
     runFunctionNode(RED, node, def.engine, async (msg, { runtime, send, signal }) => {

@@ -5,13 +5,13 @@
 import * as path from 'node:path';
 import { SuperresError } from '../core/errors';
 import { writeFileAtomic } from '../core/fs-atomic';
-import { formatFromExtension, mimeTypeFor } from '../core/image/formats';
+import { formatFromExtension } from '../core/image/formats';
 import { loadInput, type ImageInput } from '../core/image/input';
 import type { UpscaleResult } from '../core/upscale/upscale';
 import type { Superres } from '../runtime/runtime';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './node-red-types';
 import { runFunctionNode } from './lib/node-runner';
-import { jobFieldsOf, readInput, upscaleParamsFor } from './lib/params';
+import { describeImageOutput, imageNodeIo, jobFieldsOf, readInput, upscaleParamsFor } from './lib/params';
 import { describeProgress, succeeded, throttledStatus, working } from './lib/status';
 import { ThumbnailPublisher } from './lib/thumbnails';
 
@@ -39,10 +39,7 @@ export = function register(RED: NodeAPI): void {
   function SuperresUpscaleNode(this: Node, def: UpscaleNodeDef): void {
     RED.nodes.createNode(this, def);
     const node = this;
-    const inputProp = def.input || 'payload';
-    const inputType = def.inputType || 'msg';
-    const outputProp = def.output || 'payload';
-    const mode = def.mode === 'job' ? 'job' : 'wait';
+    const { inputProp, inputType, outputProp, mode } = imageNodeIo(def);
     const editorParams = def as unknown as Record<string, unknown>;
     const thumbnails = def.thumbnails === false ? null : new ThumbnailPublisher(RED, node);
 
@@ -105,14 +102,8 @@ function describeResult(r: UpscaleResult): Record<string, unknown> {
     model: r.model.name,
     provider: r.provider,
     scale: r.scale,
-    width: r.width,
-    height: r.height,
-    format: r.format,
-    mime: mimeTypeFor(r.format),
-    bytes: r.bytes,
-    input: { width: r.input.width, height: r.input.height, format: r.input.format, bytes: r.input.bytes },
+    ...describeImageOutput(r),
     tiles: r.tiles,
-    processing_time_seconds: Math.round(r.timings.total_ms) / 1000,
     timings: r.timings,
   };
 }

@@ -85,7 +85,7 @@ describe('REST API flow (examples/rest-api.json)', function () {
     assert.deepEqual(ours.flatMap((n) => n.types).sort(), ['superres-engine', 'superres-job-status', 'superres-model-manager', 'superres-upscale']);
     assert.ok(ours.every((n) => n.enabled && !n.err), JSON.stringify(ours));
     const examples = await json<{ fn: string }[]>(await fetch(`${server!.url}/library/examples/flows/superres`), 200);
-    assert.deepEqual(examples.map((e) => e.fn).sort(), ['folder-watch', 'rest-api', 'webhook']);
+    assert.deepEqual(examples.map((e) => e.fn).sort(), ['codeformer-api', 'folder-watch', 'rest-api', 'webhook']);
   });
 
   describe('health', () => {

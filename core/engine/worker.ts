@@ -77,7 +77,7 @@ async function loadModel(modelPath: string, options: SessionOptions, hints: Mode
   const facts = readModelFileFacts(bytes, modelPath);
   const { session, provider, fallbacks } = await createSession(bytes, modelPath, options);
   try {
-    const info = await describeModel(session, modelPath, hints, facts, provider, fallbacks, bytes.byteLength);
+    const info = await describeModel(session, { modelPath, hints, facts, provider, providerFallbacks: fallbacks, fileBytes: bytes.byteLength });
     return { session, info };
   } catch (err) {
     await session.release();
@@ -215,19 +215,20 @@ function numberOr(value: string | undefined, fallback: number): number {
   return Number.isFinite(n) && n > 0 ? n : fallback;
 }
 
-async function describeModel(
-  session: ort.InferenceSession,
-  modelPath: string,
-  hints: ModelHints,
-  facts: ModelFileFacts,
-  provider: ProviderName,
-  providerFallbacks: { provider: ProviderName; reason: string }[],
-  fileBytes: number,
-): Promise<ModelInfo> {
+/** What describing a model needs besides its session: where it came from and how it loaded. */
+interface LoadContext {
+  modelPath: string;
+  hints: ModelHints;
+  facts: ModelFileFacts;
+  provider: ProviderName;
+  providerFallbacks: { provider: ProviderName; reason: string }[];
+  fileBytes: number;
+}
+
+async function describeModel(session: ort.InferenceSession, load: LoadContext): Promise<ModelInfo> {
+  const { modelPath, hints, facts, provider, providerFallbacks, fileBytes } = load;
   const md = facts.metadata;
-  if (hints.task === 'tensor' || TENSOR_TASKS.has(md['superres.task'] ?? '')) {
-    return describeTensorModel(session, modelPath, hints, facts, provider, providerFallbacks, fileBytes);
-  }
+  if (hints.task === 'tensor' || TENSOR_TASKS.has(md['superres.task'] ?? '')) return describeTensorModel(session, load);
   const { image: input, extras: extraInputs } = splitInputs(session.inputMetadata, modelPath);
   const output = tensorMeta(session.outputMetadata, 'output', modelPath);
   const meta = facts.meta;
@@ -275,15 +276,8 @@ async function describeModel(
 const TENSOR_TASKS = new Set(['face-detect', 'face-landmarks']);
 
 /** A 'tensor' model: one rank-4 float32 input; any outputs. Nothing is probed. */
-function describeTensorModel(
-  session: ort.InferenceSession,
-  modelPath: string,
-  hints: ModelHints,
-  facts: ModelFileFacts,
-  provider: ProviderName,
-  providerFallbacks: { provider: ProviderName; reason: string }[],
-  fileBytes: number,
-): ModelInfo {
+function describeTensorModel(session: ort.InferenceSession, load: LoadContext): ModelInfo {
+  const { modelPath, hints, facts, provider, providerFallbacks, fileBytes } = load;
   if (session.inputMetadata.length !== 1) {
     throw new WorkerError('MODEL_INVALID', `${modelPath}: has ${session.inputMetadata.length} inputs; a detector or landmark model takes one image tensor`);
   }

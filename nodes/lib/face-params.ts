@@ -5,9 +5,8 @@
  */
 import { FaceRestoreParamsSchema, type FaceRestoreParamsInput } from '../../core/face/params';
 import type { FaceRestoreProgress, FaceRestoreResult } from '../../core/face/pipeline';
-import { mimeTypeFor } from '../../core/image/formats';
 import type { NodeMessage } from '../node-red-types';
-import { paramsFor, paramsJsonSchema, type ParamSpec } from './params';
+import { describeImageOutput, paramsFor, paramsJsonSchema, type ParamSpec } from './params';
 
 type FaceParamName = keyof FaceRestoreParamsInput;
 
@@ -100,14 +99,8 @@ export function describeFaceResult(r: FaceRestoreResult): Record<string, unknown
     detector: r.detector,
     upscale: r.upscale,
     provider: r.provider,
-    width: r.width,
-    height: r.height,
-    format: r.format,
-    mime: mimeTypeFor(r.format),
-    bytes: r.bytes,
-    input: { width: r.input.width, height: r.input.height, format: r.input.format, bytes: r.input.bytes },
+    ...describeImageOutput(r),
     warnings: r.warnings,
-    processing_time_seconds: Math.round(r.timings.total_ms) / 1000,
     timings: r.timings,
   };
 }

@@ -8,6 +8,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { SuperresError } from '../../core/errors';
+import { mimeTypeFor } from '../../core/image/formats';
 import type { WebhookTarget } from '../../core/jobs/types';
 import { parseParams } from '../../core/params';
 import { UpscaleParamsSchema, type UpscaleParamsInput } from '../../core/upscale/params';
@@ -163,6 +164,40 @@ export function paramsFor<Name extends string>(spec: ParamSpec<Name>, editor: Re
 /** Empty editor fields and empty form fields mean "not given". */
 function isSet(v: unknown): boolean {
   return v !== undefined && v !== null && !(typeof v === 'string' && v.trim() === '');
+}
+
+/** Where an image node reads and writes, from its editor fields (typedInput input, output, mode). */
+export interface ImageNodeIo {
+  inputProp: string;
+  inputType: string;
+  outputProp: string;
+  mode: 'wait' | 'job';
+}
+
+export function imageNodeIo(def: { input?: string; inputType?: string; output?: string; mode?: string }): ImageNodeIo {
+  return {
+    inputProp: def.input || 'payload',
+    inputType: def.inputType || 'msg',
+    outputProp: def.output || 'payload',
+    mode: def.mode === 'job' ? 'job' : 'wait',
+  };
+}
+
+/** msg.superres fields every image result has: sizes, format, timing. */
+export function describeImageOutput(r: {
+  width: number; height: number; format: string; bytes: number;
+  input: { width: number; height: number; format: string; bytes: number };
+  timings: { total_ms: number };
+}): Record<string, unknown> {
+  return {
+    width: r.width,
+    height: r.height,
+    format: r.format,
+    mime: mimeTypeFor(r.format),
+    bytes: r.bytes,
+    input: { width: r.input.width, height: r.input.height, format: r.input.format, bytes: r.input.bytes },
+    processing_time_seconds: Math.round(r.timings.total_ms) / 1000,
+  };
 }
 
 /**
