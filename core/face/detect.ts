@@ -1,15 +1,17 @@
 /**
  * Face detection: an image in, faces with a box, a score and 5 landmarks out.
  *
- * Two detectors implement the FaceDetector interface: the caller's own landmarks (5 points per
- * face) and face-api.js's detector + landmark nets converted to ONNX (faceapi-detector.ts). The
- * pipeline never depends on which one ran.
+ * Three detectors implement the FaceDetector interface: the caller's own landmarks (5 points per
+ * face), face-api.js's detector + landmark nets converted to ONNX (faceapi-detector.ts, the
+ * default: its weights come from npm) and OpenCV's YuNet ONNX (yunet-detector.ts). The pipeline
+ * never depends on which one ran.
  */
 import { SuperresError } from '../errors';
 import type { Engine } from '../engine/engine';
 import type { PixelImage } from '../image/types';
 import { FaceApiDetector } from './faceapi-detector';
 import { FACE_DETECTORS } from './params';
+import { YuNetDetector } from './yunet-detector';
 import { applySimilarity, estimateSimilarity, FFHQ_TEMPLATE_512, invertSimilarity, type Point } from './geometry';
 
 export interface DetectedFace {
@@ -89,7 +91,7 @@ export function selectFaces(faces: DetectedFace[], which: 'all' | 'largest' | 'c
 /**
  * The detector for a request. Given landmarks win over "auto"; "auto" and "faceapi" run
  * face-api.js's TinyFaceDetector + 68-point landmark net (converted to ONNX, fetched from npm on
- * first use through the engine's model resolver).
+ * first use through the engine's model resolver); "yunet" runs the catalog's YuNet.
  */
 export function detectorFor(
   engine: Engine,
@@ -102,5 +104,6 @@ export function detectorFor(
     throw new SuperresError('INVALID_PARAMETERS', 'detector "landmarks" needs the landmarks parameter: 5 [x, y] points per face');
   }
   if (detector === 'auto' || detector === 'faceapi') return new FaceApiDetector(engine, opts);
+  if (detector === 'yunet') return new YuNetDetector(engine, opts);
   throw new SuperresError('INVALID_PARAMETERS', `Unknown face detector "${detector}"; use one of ${FACE_DETECTORS.join(', ')}`, { detector });
 }
