@@ -131,8 +131,8 @@ async function startNodeRed(options: StartOptions): Promise<RunningServer> {
   const server = http.createServer((req, res) => {
     // The editor (admin) app and the flows' HTTP endpoints share the root, as in stock Node-RED.
     RED.httpAdmin(req, res, (adminErr) => {
-      if (adminErr) return fail(res, adminErr);
-      RED.httpNode(req, res, (nodeErr) => (nodeErr ? fail(res, nodeErr) : notFound(req, res)));
+      if (adminErr) return fail(req, res, adminErr);
+      RED.httpNode(req, res, (nodeErr) => (nodeErr ? fail(req, res, nodeErr) : notFound(req, res)));
     });
   });
   const settings: Record<string, unknown> = {
@@ -309,7 +309,7 @@ function uploadLimit(maxMB: number): Middleware {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared <= maxBytes) return next();
     res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
-    res.end(JSON.stringify({ detail: `Upload file exceeds maximum size: ${maxMB} MB` }));
+    res.end(errorBody(req, `Upload file exceeds maximum size: ${maxMB} MB`));
   };
 }
 
@@ -332,16 +332,28 @@ function portFromEnv(): number {
 function notFound(req: http.IncomingMessage, res: http.ServerResponse): void {
   if (res.headersSent) return;
   res.writeHead(404, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ detail: `Not found: ${req.method} ${req.url}` }));
+  res.end(errorBody(req, `Not found: ${req.method} ${req.url}`));
 }
 
-/** An error from Express middleware (a body parser's 413 or 400, say) as `{"detail": …}`. */
-function fail(res: http.ServerResponse, err: unknown): void {
+/**
+ * Errors answered before a flow runs, in the shape of the API the path belongs to: the CodeFormer
+ * API (seed 002: /api/process, /api/health, /static/results) says {"status": "error", "message"},
+ * the Real-ESRGAN API (seed 000) and everything else {"detail"}.
+ */
+function errorBody(req: http.IncomingMessage, message: string): string {
+  const url = req.url ?? '';
+  return /^\/(api\/process|api\/health|static\/results)(\/|\?|$)/.test(url)
+    ? JSON.stringify({ status: 'error', message })
+    : JSON.stringify({ detail: message });
+}
+
+/** An error from Express middleware (a body parser's 413 or 400, say), shaped by errorBody. */
+function fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
   if (res.headersSent) return void res.end();
   const httpStatus = (err as { status?: unknown }).status;
   const status = typeof httpStatus === 'number' && httpStatus >= 400 && httpStatus < 600 ? httpStatus : toSuperresError(err).status;
   res.writeHead(status >= 400 ? status : 500, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ detail: toSuperresError(err).message }));
+  res.end(errorBody(req, toSuperresError(err).message));
 }
 
 async function main(): Promise<void> {

@@ -82,7 +82,7 @@ describe('REST API flow (examples/rest-api.json)', function () {
   it('loads this package as a Node-RED module: its nodes, and its flows in Import ▸ Examples', async () => {
     const nodes = await json<{ module: string; types: string[]; enabled: boolean; err?: string }[]>(await fetch(`${server!.url}/nodes`, { headers: { accept: 'application/json' } }), 200);
     const ours = nodes.filter((n) => n.module === 'superres');
-    assert.deepEqual(ours.flatMap((n) => n.types).sort(), ['superres-engine', 'superres-job-status', 'superres-model-manager', 'superres-upscale']);
+    assert.deepEqual(ours.flatMap((n) => n.types).sort(), ['superres-engine', 'superres-face-restore', 'superres-job-status', 'superres-model-manager', 'superres-upscale']);
     assert.ok(ours.every((n) => n.enabled && !n.err), JSON.stringify(ours));
     const examples = await json<{ fn: string }[]>(await fetch(`${server!.url}/library/examples/flows/superres`), 200);
     assert.deepEqual(examples.map((e) => e.fn).sort(), ['codeformer-api', 'folder-watch', 'rest-api', 'webhook']);

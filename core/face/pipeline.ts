@@ -107,7 +107,7 @@ export async function restoreFaces(engine: Engine, input: ImageInput, rawParams:
       ? (params.face_upsample && params.upscale > 1 ? 'restoration+upsample' : 'restoration')
       : (params.face_upsample ? 'upsample' : 'none');
     if (params.model && params.face_upsample && params.upscale === 1) warnings.push('face_upsample has no effect with upscale 1');
-    if (enhancement === 'none') warnings.push('No restoration model given and face_upsample is off: faces were found but not enhanced');
+    if (enhancement === 'none' && chosen.length > 0) warnings.push('No restoration model given and face_upsample is off: faces were found but not enhanced');
     const needSr = chosen.length > 0 && (enhancement === 'upsample' || enhancement === 'restoration+upsample');
     const srName = params.background_model ?? engine.config.defaultModel;
     if ((needSr || params.background_enhance) && !srName) {
