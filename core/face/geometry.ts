@@ -153,17 +153,39 @@ function rgbReader(img: PixelImage): (x: number, y: number, out: Float32Array) =
 }
 
 /**
- * Warps `src` into a `width`×`height` float RGB image: output pixel p takes src at
- * `dstToSrc(p)`, bilinear, with cv2-style border handling. (cv2.warpAffine with the forward
- * matrix does the same with WARP_INVERSE_MAP implied.)
+ * 'bilinear' is cv2.warpAffine's INTER_LINEAR (what facexlib uses). 'bicubic' is Catmull-Rom
+ * (a = −0.5, interpolating, C¹): when a face is enlarged to the 512 crop and later shrunk back on
+ * paste, bilinear's kinks at every source pixel come back as errors at sharp edges (measured 16/255
+ * on a photo with 35–48 px faces); a C¹ kernel leaves a second-order error only.
  */
-export async function warpToFloat(src: PixelImage, dstToSrc: Similarity, width: number, height: number, border: BorderMode, signal?: AbortSignal): Promise<FloatRgb> {
+export type Interpolation = 'bilinear' | 'bicubic';
+
+function catmullRom(t: number, w: Float32Array): void {
+  const t2 = t * t, t3 = t2 * t;
+  w[0] = -0.5 * t3 + t2 - 0.5 * t;
+  w[1] = 1.5 * t3 - 2.5 * t2 + 1;
+  w[2] = -1.5 * t3 + 2 * t2 + 0.5 * t;
+  w[3] = 0.5 * t3 - 0.5 * t2;
+}
+
+/**
+ * Warps `src` into a `width`×`height` float RGB image: output pixel p takes src at
+ * `dstToSrc(p)`, bilinear or bicubic, with cv2-style border handling. (cv2.warpAffine with the
+ * forward matrix does the same with WARP_INVERSE_MAP implied.)
+ */
+export async function warpToFloat(
+  src: PixelImage, dstToSrc: Similarity, width: number, height: number, border: BorderMode, signal?: AbortSignal,
+  interpolation: Interpolation = 'bilinear',
+): Promise<FloatRgb> {
   const read = rgbReader(src);
   const out = new Float32Array(width * height * 3);
   const W = src.width, H = src.height;
   const px = new Float32Array(3);
   const acc = new Float32Array(3);
   const constant = border.mode === 'constant' ? border.value : null;
+  const bicubic = interpolation === 'bicubic';
+  const wx = new Float32Array(4);
+  const wy = new Float32Array(4);
   const index = (i: number, n: number): number => {
     if (i >= 0 && i < n) return i;
     if (border.mode === 'reflect') return reflect101(i, n);
@@ -181,16 +203,20 @@ export async function warpToFloat(src: PixelImage, dstToSrc: Similarity, width: 
         const x0 = Math.floor(sx), yy0 = Math.floor(sy);
         const fx = sx - x0, fy = sy - yy0;
         acc[0] = 0; acc[1] = 0; acc[2] = 0;
-        for (let k = 0; k < 4; k++) {
-          const xi = x0 + (k & 1), yi = yy0 + (k >> 1);
-          const wgt = (k & 1 ? fx : 1 - fx) * (k >> 1 ? fy : 1 - fy);
-          if (wgt === 0) continue;
-          const cx = index(xi, W), cy = index(yi, H);
-          if (cx < 0 || cy < 0) {
-            acc[0] += wgt * constant![0]; acc[1] += wgt * constant![1]; acc[2] += wgt * constant![2];
-          } else {
-            read(cx, cy, px);
-            acc[0] += wgt * px[0]!; acc[1] += wgt * px[1]!; acc[2] += wgt * px[2]!;
+        const taps = bicubic ? 4 : 2;
+        const first = bicubic ? -1 : 0;
+        if (bicubic) { catmullRom(fx, wx); catmullRom(fy, wy); } else { wx[0] = 1 - fx; wx[1] = fx; wy[0] = 1 - fy; wy[1] = fy; }
+        for (let j = 0; j < taps; j++) {
+          for (let i = 0; i < taps; i++) {
+            const wgt = wx[i]! * wy[j]!;
+            if (wgt === 0) continue;
+            const cx = index(x0 + first + i, W), cy = index(yy0 + first + j, H);
+            if (cx < 0 || cy < 0) {
+              acc[0] += wgt * constant![0]; acc[1] += wgt * constant![1]; acc[2] += wgt * constant![2];
+            } else {
+              read(cx, cy, px);
+              acc[0] += wgt * px[0]!; acc[1] += wgt * px[1]!; acc[2] += wgt * px[2]!;
+            }
           }
         }
         const o = (y * width + x) * 3;

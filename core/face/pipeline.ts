@@ -223,7 +223,7 @@ async function enhanceFace(
   const srScale = sr?.info.scale ?? 1;
   const size = restorer ? CROP_SIZE : Math.max(16, Math.round(CROP_SIZE / srScale));
   let imageToCrop = estimateSimilarity(landmarks, templateFor(size));
-  let crop = await warpToFloat(image, invertSimilarity(imageToCrop), size, size, CROP_BORDER, signal);
+  let crop = await warpToFloat(image, invertSimilarity(imageToCrop), size, size, CROP_BORDER, signal, 'bicubic');
   if (restorer) crop = await restorer.restore(crop, p.fidelity, signal);
   if (sr) {
     crop = await upsampleCrop(sr, crop, signal);
