@@ -192,7 +192,8 @@ export async function warpToFloat(
     if (border.mode === 'replicate') return i < 0 ? 0 : n - 1;
     return -1;
   };
-  const band = Math.max(1, Math.floor(BAND_PIXELS / Math.max(1, width)));
+  // A bicubic pixel reads 16 source pixels, a bilinear one 4: keep each band's time alike.
+  const band = Math.max(1, Math.floor(BAND_PIXELS / Math.max(1, width) / (bicubic ? 4 : 1)));
   for (let y0 = 0; y0 < height; y0 += band) {
     throwIfAborted(signal);
     const y1 = Math.min(height, y0 + band);
