@@ -17,20 +17,11 @@ import { truncatedPng } from './fixtures/images';
 import { writeModel } from './fixtures/models';
 import {
   MODEL, NODE_MODULES, WorkerCounter, catchAll, collectMessages, dataDirWithModel, delay, flow, removeDir, type FlowNode,
+  helper, node, roundTrip, statusHistory, type Msg,
 } from './fixtures/nodered';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const helper = require('node-red-node-test-helper');
-helper.init(require.resolve('node-red'));
 
 
-type Msg = Record<string, unknown> & { payload?: unknown; superres?: Record<string, unknown> };
-
-interface TestNode {
-  receive(msg: Record<string, unknown>): void;
-  on(event: string, listener: (...args: never[]) => void): unknown;
-  removeListener(event: string, listener: (...args: never[]) => void): unknown;
-}
 
 interface FaceInfo {
   box: number[];
@@ -40,39 +31,13 @@ interface FaceInfo {
   restored: boolean;
 }
 
-const node = (id: string): TestNode => helper.getNode(id) as TestNode;
 
 const W = 160, H = 120;
 const CENTRE: [number, number] = [80, 58];
 const LANDMARKS = placedLandmarks(pose(0.22, 15, CENTRE[0], CENTRE[1]));
 const EXPECTED = smoothPixels(W, H);
 
-function statusHistory(id: string): { fill?: string; shape?: string; text?: string }[] {
-  const spy = helper._NodePrototype.status as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
-  const n = helper.getNode(id);
-  return spy.getCalls().filter((c) => c.thisValue === n).map((c) => c.args[0] as { text?: string });
-}
 
-/** Sends `msg` to `inputId` and resolves with the next message on `outId` or on the catch node. */
-function roundTrip(inputId: string, msg: Record<string, unknown>, outId = 'out', ms = 20_000): Promise<{ out?: Msg; caught?: Msg }> {
-  const out = node(outId) as TestNode | null;
-  const caught = node('caught') as TestNode | null;
-  return new Promise((resolve, reject) => {
-    const finish = (result: { out?: Msg; caught?: Msg } | Error): void => {
-      clearTimeout(timer);
-      out?.removeListener('input', onOut as never);
-      caught?.removeListener('input', onCaught as never);
-      if (result instanceof Error) reject(result);
-      else resolve(result);
-    };
-    const onOut = (m: Msg): void => finish({ out: m });
-    const onCaught = (m: Msg): void => finish({ caught: m });
-    const timer = setTimeout(() => finish(new Error(`no message from ${inputId} within ${ms} ms`)), ms);
-    out?.on('input', onOut as never);
-    caught?.on('input', onCaught as never);
-    node(inputId).receive(msg);
-  });
-}
 
 async function output(inputId: string, msg: Record<string, unknown>, outId = 'out'): Promise<Msg> {
   const r = await roundTrip(inputId, msg, outId);

@@ -20,32 +20,15 @@ import type { EngineNode } from '../nodes/lib/engine-link';
 import * as img from './fixtures/images';
 import {
   MODEL, NODE_MODULES, WorkerCounter, catchAll, collectMessages, dataDirWithModel, delay, flow, removeDir,
-  type FlowNode,
+  type FlowNode, helper, node, roundTrip, statusHistory, type Msg,
 } from './fixtures/nodered';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const helper = require('node-red-node-test-helper');
-helper.init(require.resolve('node-red'));
 // Node-RED's internal event bus: RED.comms.publish() emits 'comms' on it.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const redEvents = require('@node-red/util').events as NodeJS.EventEmitter;
 
-type Msg = Record<string, unknown> & { payload?: unknown; superres?: Record<string, unknown> };
 
-interface TestNode {
-  receive(msg: Record<string, unknown>): void;
-  on(event: string, listener: (...args: never[]) => void): unknown;
-  removeListener(event: string, listener: (...args: never[]) => void): unknown;
-}
 
-const node = (id: string): TestNode => helper.getNode(id) as TestNode;
-
-/** Every status a node has shown since the flow started (the helper spies on Node.prototype.status). */
-function statusHistory(id: string): { fill?: string; shape?: string; text?: string }[] {
-  const spy = helper._NodePrototype.status as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
-  const n = helper.getNode(id);
-  return spy.getCalls().filter((c) => c.thisValue === n).map((c) => c.args[0] as { text?: string });
-}
 
 async function load(nodes: FlowNode[], engine: Record<string, unknown> = {}): Promise<void> {
   await helper.load(NODE_MODULES, flow(home, nodes, engine));
@@ -56,26 +39,6 @@ async function sizeOf(data: Buffer | string): Promise<{ width: number; height: n
   return { width: m.width!, height: m.height!, format: m.format! };
 }
 
-/** Sends `msg` to `inputId` and resolves with the next message on `outId` or on the catch node. */
-function roundTrip(inputId: string, msg: Record<string, unknown>, outId = 'out', ms = 20_000): Promise<{ out?: Msg; caught?: Msg }> {
-  const out = node(outId) as TestNode | null;
-  const caught = node('caught') as TestNode | null;
-  return new Promise((resolve, reject) => {
-    const finish = (result: { out?: Msg; caught?: Msg } | Error): void => {
-      clearTimeout(timer);
-      out?.removeListener('input', onOut as never);
-      caught?.removeListener('input', onCaught as never);
-      if (result instanceof Error) reject(result);
-      else resolve(result);
-    };
-    const onOut = (m: Msg): void => finish({ out: m });
-    const onCaught = (m: Msg): void => finish({ caught: m });
-    const timer = setTimeout(() => finish(new Error(`no message from ${inputId} within ${ms} ms`)), ms);
-    out?.on('input', onOut as never);
-    caught?.on('input', onCaught as never);
-    node(inputId).receive(msg);
-  });
-}
 
 async function expectError(inputId: string, msg: Record<string, unknown>, code: string, status: number): Promise<Msg> {
   const r = await roundTrip(inputId, msg);
