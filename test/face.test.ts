@@ -346,8 +346,10 @@ describe('restoreFaces', function () {
     });
 
     it('two fidelities give the outputs y = w·x predicts', async () => {
-      for (const [type, dims] of [['float64', []], ['float32', [1]]] as const) {
-        const model = writeModel(dir, `face-weighted-${type}`, weightedRestorer('weight', type, [...dims]));
+      // facefusion's codeformer.onnx feeds 'weight' as float64 [1]; roop-style exports name it 'w';
+      // some declare [1, 1].
+      for (const [name, type, dims] of [['weight', 'float64', []], ['weight', 'float32', [1]], ['w', 'float64', [1, 1]]] as const) {
+        const model = writeModel(dir, `face-weighted-${name}-${type}-${dims.length}`, weightedRestorer(name, type, [...dims]));
         const at = async (fidelity: number) => {
           const r = await restoreFaces(engine, input, { model, upscale: 1, fidelity, landmarks: [landmarks], format: 'png' });
           assert.equal(r.fidelity_used, fidelity);
@@ -361,7 +363,7 @@ describe('restoreFaces', function () {
           const v = inputPixels[i]!;
           for (const [img, w] of [[low, 0.2], [high, 0.9]] as const) {
             const want = 127.5 + w * (v - 127.5);
-            assert.ok(Math.abs(img.data[i]! - want) <= 2, `${type} w=${w} c${c}: ${img.data[i]} vs ${want.toFixed(1)}`);
+            assert.ok(Math.abs(img.data[i]! - want) <= 2, `${name} ${type} [${dims.join(',')}] w=${w} c${c}: ${img.data[i]} vs ${want.toFixed(1)}`);
           }
         }
         const d = diffStats(low.data, high.data);

@@ -167,10 +167,13 @@ function tensorMeta(list: readonly ort.InferenceSession.ValueMetadata[], what: s
   return meta;
 }
 
-/** A scalar input: rank 0 or shape [1], float32 or float64 (CodeFormer's fidelity weight `w`). */
+/**
+ * A scalar input: rank 0, shape [1] or [1, 1] (exports of CodeFormer's fidelity weight `w` use
+ * all three), float32 or float64.
+ */
 function isScalarFloat(meta: ort.InferenceSession.ValueMetadata): meta is ort.InferenceSession.TensorValueMetadata {
   return meta.isTensor && (meta.type === 'float32' || meta.type === 'float64')
-    && (meta.shape.length === 0 || (meta.shape.length === 1 && meta.shape[0] === 1));
+    && meta.shape.length <= 2 && meta.shape.every((d) => d === 1);
 }
 
 /**

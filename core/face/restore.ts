@@ -24,7 +24,8 @@ export interface RestorationSignature {
   fidelityType: 'float32' | 'float64' | null;
 }
 
-const isScalarLike = (v: ModelValueInfo) => v.dims !== null && v.dims.every((d) => d === 1) && v.dims.length <= 1;
+/** Rank 0, [1] or [1, 1]: the shapes CodeFormer exports give their fidelity weight. */
+const isScalarLike = (v: ModelValueInfo) => v.dims !== null && v.dims.every((d) => d === 1) && v.dims.length <= 2;
 
 /**
  * Checks a model's declared inputs and outputs against the restoration signature, by name:
