@@ -1,17 +1,17 @@
 /**
  * Face detection: an image in, faces with a box, a score and 5 landmarks out.
  *
- * Three detectors implement the FaceDetector interface: the caller's own landmarks (5 points per
+ * Four detectors implement the FaceDetector interface: the caller's own landmarks (5 points per
  * face), face-api.js's detector + landmark nets converted to ONNX (faceapi-detector.ts, the
- * default: its weights come from npm) and OpenCV's YuNet ONNX (yunet-detector.ts). The pipeline
- * never depends on which one ran.
+ * default: its weights come from npm), and the ONNX files users download, OpenCV's YuNet and
+ * InsightFace's SCRFD (onnx-detectors.ts). The pipeline never depends on which one ran.
  */
 import { SuperresError } from '../errors';
 import type { Engine } from '../engine/engine';
 import type { PixelImage } from '../image/types';
 import { FaceApiDetector } from './faceapi-detector';
 import { FACE_DETECTORS } from './params';
-import { YuNetDetector } from './yunet-detector';
+import { ScrfdDetector, YuNetDetector } from './onnx-detectors';
 import { applySimilarity, estimateSimilarity, FFHQ_TEMPLATE_512, invertSimilarity, type Point } from './geometry';
 
 export interface DetectedFace {
@@ -91,7 +91,8 @@ export function selectFaces(faces: DetectedFace[], which: 'all' | 'largest' | 'c
 /**
  * The detector for a request. Given landmarks win over "auto"; "auto" and "faceapi" run
  * face-api.js's TinyFaceDetector + 68-point landmark net (converted to ONNX, fetched from npm on
- * first use through the engine's model resolver); "yunet" runs the catalog's YuNet.
+ * first use through the engine's model resolver); "yunet" and "scrfd" run the catalog's (or an
+ * imported) YuNet or SCRFD model.
  */
 export function detectorFor(
   engine: Engine,
@@ -105,5 +106,6 @@ export function detectorFor(
   }
   if (detector === 'auto' || detector === 'faceapi') return new FaceApiDetector(engine, opts);
   if (detector === 'yunet') return new YuNetDetector(engine, opts);
+  if (detector === 'scrfd') return new ScrfdDetector(engine, opts);
   throw new SuperresError('INVALID_PARAMETERS', `Unknown face detector "${detector}"; use one of ${FACE_DETECTORS.join(', ')}`, { detector });
 }

@@ -5,4 +5,4 @@ export { FaceApiDetector, FACEAPI_DETECTOR_MODEL, FACEAPI_LANDMARK_MODEL, type F
 export { detectorFor, GivenLandmarksDetector, boxFromLandmarks, type FaceDetector, type DetectedFace, type DetectOptions } from './detect';
 export { acquireRestorer, describeRestorationSignature, type FaceRestorer, type RestorationSignature } from './restore';
 export * from './geometry';
-export { YuNetDetector, YUNET_MODEL, decodeYuNet, type YuNetDetectorOptions } from './yunet-detector';
+export { YuNetDetector, ScrfdDetector, YUNET_MODEL, SCRFD_MODEL, decodeYuNet, decodeScrfd, type OnnxDetectorOptions } from './onnx-detectors';

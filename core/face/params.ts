@@ -27,7 +27,7 @@ function parseJsonText(v: unknown): unknown {
 }
 
 /** Face detectors a request can name (core/face/detect.ts builds them). */
-export const FACE_DETECTORS = ['auto', 'faceapi', 'yunet', 'landmarks'] as const;
+export const FACE_DETECTORS = ['auto', 'faceapi', 'yunet', 'scrfd', 'landmarks'] as const;
 
 export const FaceSelectionSchema = z.enum(['all', 'largest', 'center']);
 
@@ -45,7 +45,7 @@ export const FaceRestoreParamsSchema = z.object({
   background_model: z.string().min(1).optional()
     .describe('Super-resolution model for background_enhance and face_upsample (default: the engine\'s default model)'),
   detector: z.enum(FACE_DETECTORS).default('auto')
-    .describe('Face detector: "auto" (the landmarks parameter when given, else faceapi), "faceapi" (face-api.js TinyFaceDetector + 68-point landmarks, fetched from npm on first use), "yunet" (OpenCV\'s YuNet ONNX, from the catalog\'s GitHub/Hugging Face URL or an import) or "landmarks" (only the landmarks parameter)'),
+    .describe('Face detector: "auto" (the landmarks parameter when given, else faceapi), "faceapi" (face-api.js TinyFaceDetector + 68-point landmarks, fetched from npm on first use), "yunet" (OpenCV\'s YuNet ONNX) or "scrfd" (InsightFace\'s SCRFD ONNX, non-commercial), from the catalog\'s GitHub/Hugging Face URLs or an import, or "landmarks" (only the landmarks parameter)'),
   landmarks: z.preprocess(parseJsonText, z.array(LandmarksSchema)).optional()
     .describe('Faces given by the caller: for each face 5 [x, y] points (left eye, right eye, nose, left and right mouth corner) in input pixels; skips detection'),
   faces: FaceSelectionSchema.default('all')

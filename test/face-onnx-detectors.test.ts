@@ -1,9 +1,9 @@
 /**
- * The YuNet detector path (detector "yunet"): OpenCV's face_detection_yunet_2023mar.onnx cannot be
- * fetched here (GitHub / Hugging Face), so these tests build a small ONNX model with its exact
- * signature — input 'input' [1, 3, 640, 640], outputs cls/obj/bbox/kps for strides 8, 16 and 32 in
- * OpenCV's order — whose outputs encode known faces, and check the real loading, BGR input,
- * decoding, NMS, scaling back to input pixels, the catalog's checksum and the pipeline.
+ * The single-pass ONNX detectors (detector "yunet" and "scrfd"): OpenCV's
+ * face_detection_yunet_2023mar.onnx and InsightFace's SCRFD cannot be fetched here (GitHub /
+ * Hugging Face), so these tests build small ONNX models with their exact signatures whose outputs
+ * encode known faces, and check the real loading, channel order and normalisation, decoding, NMS,
+ * scaling back to input pixels, the catalog's checksum and the pipeline.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { Engine } from '../core/engine/engine';
 import { decodeImage } from '../core/image/decode';
 import { DEFAULT_LIMITS } from '../core/limits';
-import { YuNetDetector, YUNET_MODEL } from '../core/face/yunet-detector';
+import { ScrfdDetector, SCRFD_MODEL, YuNetDetector, YUNET_MODEL } from '../core/face/onnx-detectors';
 import { findCatalogEntry } from '../models/catalog';
 import { ModelManager } from '../models/manager';
 import { OnnxGraphBuilder } from '../models/onnx/builder';
@@ -23,7 +23,7 @@ import { Superres } from '../runtime/runtime';
 import { rejectsWith } from './fixtures/errors';
 import { identityRestorer } from './fixtures/face';
 import { tempModelDir, writeModel } from './fixtures/models';
-import { DUPLICATE, FACE, SECOND, SIDE, WEAK, expected, yunetLike } from './fixtures/yunet';
+import { DUPLICATE, FACE, SCRFD_DUPLICATE, SCRFD_FACE, SCRFD_WEAK, SECOND, SIDE, WEAK, expected, expectedScrfd, scrfdLike, yunetLike } from './fixtures/detectors';
 
 function close(actual: readonly number[], wanted: readonly number[], tolerance: number, what: string): void {
   actual.forEach((v, i) => assert.ok(Math.abs(v - wanted[i]!) <= tolerance, `${what}[${i}] = ${v}, expected ${wanted[i]}`));
@@ -138,6 +138,64 @@ describe('YuNet from the catalog and in restoreFaces', function () {
       r.faces[0]!.landmarks.forEach((p, k) => close(p, want.landmarks[k]!, 0.02, `landmark ${k}`));
     } finally {
       await sr.close();
+    }
+  });
+});
+
+describe('SCRFD detector (a model with SCRFD-2.5G\'s signature)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let modelPath: string;
+  let engine: Engine;
+
+  before(() => {
+    dir = tempModelDir('superres-scrfd-');
+    modelPath = writeModel(dir, 'scrfd-like.onnx', scrfdLike([SCRFD_FACE, SCRFD_DUPLICATE, SCRFD_WEAK]));
+    engine = new Engine({ workers: 1, threads: 1 });
+  });
+  after(async () => {
+    await engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('decodes anchor distances and keypoints by output position, drops the weaker anchor and weak scores', async () => {
+    const image = (await decodeImage(await solid(1280, 1280, { r: 255, g: 0, b: 0 }), { limits: DEFAULT_LIMITS })).pixels;
+    const faces = await new ScrfdDetector(engine, { model: modelPath }).detect(image, { maxSide: 1024 });
+    assert.equal(faces.length, 1, JSON.stringify(faces));
+    const want = expectedScrfd(SCRFD_FACE, 0.5);
+    close(faces[0]!.box, want.box, 0.02, 'box');
+    faces[0]!.landmarks.forEach((p, k) => close(p, want.landmarks[k]!, 0.02, `landmark ${k}`));
+    assert.ok(Math.abs(faces[0]!.score - 1) < 0.01, `score ${faces[0]!.score}`);
+  });
+
+  it('feeds RGB normalised as (x − 127.5) / 128: a blue image reads as no red and gives no face', async () => {
+    const blue = (await decodeImage(await solid(640, 640, { r: 0, g: 0, b: 255 }), { limits: DEFAULT_LIMITS })).pixels;
+    assert.deepEqual(await new ScrfdDetector(engine, { model: modelPath }).detect(blue, { maxSide: 1024 }), []);
+  });
+
+  it('refuses a model without SCRFD\'s 9 outputs, and names the way out when none is installed', async () => {
+    const image = (await decodeImage(await solid(64, 64, { r: 255, g: 0, b: 0 }), { limits: DEFAULT_LIMITS })).pixels;
+    const yunet = writeModel(dir, 'yunet-like.onnx', yunetLike([FACE]));
+    await rejectsWith(new ScrfdDetector(engine, { model: yunet }).detect(image, { maxSide: 1024 }), 'MODEL_INVALID', /9/);
+    await rejectsWith(new ScrfdDetector(engine).detect(image, { maxSide: 1024 }), 'MODEL_NOT_FOUND', new RegExp(`models import.*${SCRFD_MODEL}`));
+  });
+
+  it('is in the catalog as non-commercial, and restoreFaces uses an imported SCRFD with detector "scrfd"', async () => {
+    const entry = findCatalogEntry(SCRFD_MODEL);
+    assert.ok(entry);
+    assert.equal(entry.task, 'face-detect');
+    assert.match(entry.license, /non-commercial/);
+    const home = mkdtempSync(path.join(tmpdir(), 'superres-scrfd-home-'));
+    const sr = new Superres({ home, processJobs: false, engine: { workers: 1, threads: 1 } });
+    try {
+      await sr.models.import(modelPath, { name: SCRFD_MODEL });
+      const r = await sr.restoreFaces(await solid(1280, 1280, { r: 240, g: 40, b: 30 }), { detector: 'scrfd', model: writeModel(dir, 'identity.onnx', identityRestorer()), upscale: 1, format: 'png' });
+      assert.equal(r.detector, 'scrfd');
+      assert.equal(r.faces.length, 1);
+      assert.equal(r.restored, 1);
+    } finally {
+      await sr.close();
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });
