@@ -43,11 +43,10 @@ export function describeFaceResult(file: string, result: FaceRestoreResult): Rec
 }
 
 /** Model parameters that may name a file: those must lie in the allowed directories too. */
-async function resolveModelPaths(ctx: ToolContext, params: { model?: string | undefined; background_model?: string | undefined; detector: string }) {
+async function resolveModelPaths(ctx: ToolContext, params: { model?: string | undefined; background_model?: string | undefined }) {
   const model = await resolveModelParam(ctx.dirs, params.model);
   const backgroundModel = await resolveModelParam(ctx.dirs, params.background_model);
-  const detector = await resolveModelParam(ctx.dirs, params.detector);
-  return { ...(model ? { model } : {}), ...(backgroundModel ? { background_model: backgroundModel } : {}), ...(detector ? { detector } : {}) };
+  return { ...(model ? { model } : {}), ...(backgroundModel ? { background_model: backgroundModel } : {}) };
 }
 
 export function registerFaceTools(tools: ToolRegistry, ctx: ToolContext): void {
