@@ -5,6 +5,7 @@
  * the background, which is upscaled by the SR model (background_enhance) or resized (Lanczos3).
  * No face found is not an error: the image comes back upscaled with `faces: []`.
  */
+import { StepProgress } from '../progress';
 import { SuperresError, throwIfAborted, toSuperresError } from '../errors';
 import type { Engine, ModelHandle } from '../engine/engine';
 import { decodeImage } from '../image/decode';
@@ -81,7 +82,7 @@ export async function restoreFaces(engine: Engine, input: ImageInput, rawParams:
   let sr: ModelHandle | null = null;
   try {
     const params = parseFaceRestoreParams(rawParams);
-    const progress = new Progress(t0, options.onProgress);
+    const progress = faceProgress(t0, options.onProgress);
 
     progress.stage('load', 'Reading input');
     const loaded = await loadInput(input, { fetch: engine.config.fetch, maxInputBytes: engine.config.limits.maxInputBytes, ...(signal ? { signal } : {}) });
@@ -131,7 +132,7 @@ export async function restoreFaces(engine: Engine, input: ImageInput, rawParams:
     const tBackground = performance.now();
 
     const out = background.pixels;
-    progress.setFaces(chosen.length);
+    progress.setTotal(chosen.length);
     if (enhancement !== 'none') {
       const toOutput = invertSimilarity(upscaleMap(params.upscale));
       const mask = facexlibMask();
@@ -141,7 +142,7 @@ export async function restoreFaces(engine: Engine, input: ImageInput, rawParams:
         const { crop, imageToCrop } = await enhanceFace(decoded.pixels, face.landmarks, params, restorer, sr, signal);
         // output pixel → input pixel → final crop pixel
         await pasteCrop(out, crop, composeSimilarity(toOutput, imageToCrop), { mask, blend: params.blend, ...(signal ? { signal } : {}) });
-        progress.faceDone();
+        progress.stepDone(`Face ${progress.done + 1}/${chosen.length} done`);
       }
     }
     const tFaces = performance.now();
@@ -242,36 +243,16 @@ async function enhanceFace(
  */
 const CROP_BORDER: BorderMode = { mode: 'reflect' };
 
-class Progress {
-  done = 0;
-  private total = 0;
-  private current: FaceRestoreStage = 'load';
-
-  constructor(private readonly t0: number, private readonly listener?: (p: FaceRestoreProgress) => void) {}
-
-  setFaces(n: number): void {
-    this.total = n;
-  }
-
-  stage(stage: FaceRestoreStage, message: string): void {
-    this.current = stage;
-    this.emit(message);
-  }
-
-  faceDone(): void {
-    this.done++;
-    this.emit(`Face ${this.done}/${this.total} done`);
-  }
-
-  private emit(message: string): void {
-    if (!this.listener) return;
-    const progress = this.current === 'done' ? 1 : this.total ? Math.min(0.99, 0.1 + 0.85 * (this.done / this.total)) : 0;
-    try {
-      this.listener({ stage: this.current, face: this.done, faces: this.total, progress, elapsed_ms: round3(performance.now() - this.t0), message });
-    } catch {
-      // A failing progress listener must not break the operation.
-    }
-  }
+/** Face progress: 0.1 once faces are known, then 0.85 spread over the faces, 1 when done. */
+function faceProgress(t0: number, listener?: (p: FaceRestoreProgress) => void): StepProgress<FaceRestoreStage, FaceRestoreProgress> {
+  return new StepProgress<FaceRestoreStage, FaceRestoreProgress>(t0, 'load', 'faces', (s, message) => ({
+    stage: s.stage,
+    face: s.done,
+    faces: s.total,
+    progress: s.stage === 'done' ? 1 : s.total ? Math.min(0.99, 0.1 + 0.85 * (s.done / s.total)) : 0,
+    elapsed_ms: round3(s.elapsed_ms),
+    message,
+  }), listener);
 }
 
 function round3(v: number): number {

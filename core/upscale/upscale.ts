@@ -3,6 +3,7 @@
  * → optional Lanczos3 resize to the requested size → encode. Everything a surface needs to
  * report comes back in the result; progress and cancellation flow through `options`.
  */
+import { StepProgress } from '../progress';
 import { SuperresError, throwIfAborted, toSuperresError } from '../errors';
 import type { Engine, ModelHandle } from '../engine/engine';
 import type { ModelHints } from '../engine/types';
@@ -63,7 +64,7 @@ export async function upscale(engine: Engine, input: ImageInput, rawParams: unkn
     const params = parseUpscaleParams(rawParams);
     const modelPath = params.model ?? engine.config.defaultModel;
     if (!modelPath) throw new SuperresError('INVALID_PARAMETERS', 'No model given and the engine has no default model; pass model (a model name or a path to an .onnx file)');
-    const progress = new ProgressReporter(t0, options.onProgress);
+    const progress = progressReporter(t0, options.onProgress);
 
     progress.stage('load', 'Reading input');
     const loaded = await loadInput(input, { fetch: engine.config.fetch, maxInputBytes: engine.config.limits.maxInputBytes, ...(signal ? { signal } : {}) });
@@ -212,7 +213,7 @@ async function inferAll(handle: ModelHandle, decoded: DecodedImage, p: UpscalePa
   let alpha: PixelImage | null = decoded.hasAlpha ? extractChannel(src, src.channels - 1) : null;
   for (let pass = 0; pass < plan.passes; pass++) {
     const passPlan = plan.passPlans[pass]!;
-    const onTile = () => progress.tileDone();
+    const onTile = () => progress.stepDone(`Tile ${progress.done + 1}/${plan.totalTiles}`);
     progress.stage('upscale', `Upscaling (pass ${pass + 1}/${plan.passes})`);
     const channels = pass === 0 ? colourChannels : colour.channels === 1 ? new Array<number>(info.inputChannels).fill(0) : [0, 1, 2];
     colour = await runTiled(handle, { image: colour, channels }, { plan: passPlan, prePad: plan.prePad, output: gray ? 'gray' : 'rgb', onTile, ...(signal ? { signal } : {}) });
@@ -227,42 +228,18 @@ async function inferAll(handle: ModelHandle, decoded: DecodedImage, p: UpscalePa
   return combineAlpha(colour, finalAlpha);
 }
 
-class ProgressReporter {
-  private done = 0;
-  private total = 0;
-  private current: UpscaleStage = 'load';
-  private firstTileAt = 0;
+type ProgressReporter = StepProgress<UpscaleStage, UpscaleProgress>;
 
-  constructor(private readonly t0: number, private readonly listener?: (p: UpscaleProgress) => void) {}
-
-  setTotal(total: number): void {
-    this.total = total;
-  }
-
-  stage(stage: UpscaleStage, message: string): void {
-    this.current = stage;
-    this.emit(message);
-  }
-
-  tileDone(): void {
-    this.done++;
-    this.emit(`Tile ${this.done}/${this.total}`);
-  }
-
-  private emit(message: string): void {
-    if (!this.listener) return;
-    const now = performance.now();
-    if (this.current === 'upscale' && this.done === 0) this.firstTileAt = now;
-    const elapsed = now - this.t0;
-    const perTile = this.done > 0 ? (now - (this.firstTileAt || this.t0)) / this.done : 0;
-    const progress = this.current === 'done' ? 1 : this.total ? Math.min(0.99, this.done / this.total) : 0;
-    const eta = this.done > 0 ? perTile * (this.total - this.done) : null;
-    try {
-      this.listener({ stage: this.current, tile: this.done, tiles: this.total, progress, elapsed_ms: Math.round(elapsed), eta_ms: eta === null ? null : Math.round(eta), message });
-    } catch {
-      // A faulty progress listener must not break the operation.
-    }
-  }
+function progressReporter(t0: number, listener?: (p: UpscaleProgress) => void): ProgressReporter {
+  return new StepProgress<UpscaleStage, UpscaleProgress>(t0, 'load', 'upscale', (s, message) => ({
+    stage: s.stage,
+    tile: s.done,
+    tiles: s.total,
+    progress: s.stage === 'done' ? 1 : s.total ? Math.min(0.99, s.done / s.total) : 0,
+    elapsed_ms: Math.round(s.elapsed_ms),
+    eta_ms: s.eta_ms === null ? null : Math.round(s.eta_ms),
+    message,
+  }), listener);
 }
 
 function round3(n: number): number {
