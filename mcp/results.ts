@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import sharp from 'sharp';
 import { toSuperresError, type SuperresError } from '../core/errors';
+import { mimeTypeFor } from '../core/image/formats';
 
 export type ContentBlock = CallToolResult['content'][number];
 
@@ -62,4 +63,17 @@ export async function previewImage(data: Buffer | string): Promise<ContentBlock 
   } catch {
     return null;
   }
+}
+
+/** The fields every tool reports about an image it wrote: where it is and what it is. */
+export function describeWrittenImage(file: string, image: { width: number; height: number; format: string; bytes: number }): Record<string, unknown> {
+  return {
+    path: file,
+    uri: pathToFileURL(file).href,
+    width: image.width,
+    height: image.height,
+    format: image.format,
+    mime_type: mimeTypeFor(image.format),
+    bytes: image.bytes,
+  };
 }

@@ -4,26 +4,19 @@
  * through the allowed directories, parameters come from the core's FaceRestoreParamsSchema.
  */
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '../../core/fs-atomic';
 import { mimeTypeFor } from '../../core/image/formats';
 import { FaceRestoreParamsSchema, parseFaceRestoreParams, type FaceRestoreResult } from '../../core/face';
 import { planOutput, resolveImageInput, resolveModelParam } from '../io';
 import { ProgressNotifier } from '../progress';
-import { fileLink, previewImage, type ContentBlock } from '../results';
+import { describeWrittenImage, fileLink, previewImage, type ContentBlock } from '../results';
 import type { ToolContext, ToolRegistry } from './define';
 import { ImageInputShape, OutputShape, outputsDir } from './upscale';
 
 /** What restore_faces reports about a written image: the file, the faces found and how they were restored. */
 export function describeFaceResult(file: string, result: FaceRestoreResult): Record<string, unknown> {
   return {
-    path: file,
-    uri: pathToFileURL(file).href,
-    width: result.width,
-    height: result.height,
-    format: result.format,
-    mime_type: mimeTypeFor(result.format),
-    bytes: result.bytes,
+    ...describeWrittenImage(file, result),
     faces: result.faces,
     restored: result.restored,
     model: result.model?.name ?? null,

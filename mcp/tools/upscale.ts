@@ -1,6 +1,5 @@
 /** upscale_image: one synchronous upscale, written to a file, with progress and cancellation. */
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../core/fs-atomic';
 import { mimeTypeFor } from '../../core/image/formats';
@@ -8,7 +7,7 @@ import { UpscaleParamsSchema, parseUpscaleParams } from '../../core/upscale/para
 import type { UpscaleResult } from '../../core/upscale/upscale';
 import { planOutput, resolveImageInput, resolveModelParam } from '../io';
 import { ProgressNotifier } from '../progress';
-import { fileLink, previewImage, type ContentBlock } from '../results';
+import { describeWrittenImage, fileLink, previewImage, type ContentBlock } from '../results';
 import type { ToolContext, ToolRegistry } from './define';
 
 /** Input fields every image tool shares; the upscale parameters come from the core's schema. */
@@ -29,13 +28,7 @@ export function outputsDir(ctx: ToolContext): string {
 /** What upscale_image and get_job_result report about a written image. */
 export function describeResult(file: string, result: UpscaleResult): Record<string, unknown> {
   return {
-    path: file,
-    uri: pathToFileURL(file).href,
-    width: result.width,
-    height: result.height,
-    format: result.format,
-    mime_type: mimeTypeFor(result.format),
-    bytes: result.bytes,
+    ...describeWrittenImage(file, result),
     model: result.model.name,
     provider: result.provider,
     scale: result.scale,
