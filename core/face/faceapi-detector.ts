@@ -14,12 +14,13 @@
  * eye contours (36–41, 42–47), the nose tip (30) and the mouth corners (48, 54), in image-left
  * to image-right order like RetinaFace's.
  */
-import { SuperresError, throwIfAborted, toSuperresError } from '../errors';
+import { SuperresError, throwIfAborted } from '../errors';
 import type { Engine, ModelHandle } from '../engine/engine';
 import type { NamedTensor } from '../engine/types';
 import { resizePixelsAsync } from '../image/resize';
 import type { PixelImage } from '../image/types';
 import type { DetectedFace, DetectOptions, FaceDetector } from './detect';
+import { acquireDetectorModel, nonMaxSuppression, type Box } from './detector-model';
 import { pixelsToFloat, type Point } from './geometry';
 
 export const FACEAPI_DETECTOR_MODEL = 'faceapi-tiny-face-detector';
@@ -37,7 +38,6 @@ const LANDMARK_SIZE = 112;
  */
 const MIN_EYES_TO_BOX = 0.18;
 
-type Box = [number, number, number, number];
 
 interface Candidate {
   box: Box;
@@ -83,18 +83,12 @@ export class FaceApiDetector implements FaceDetector {
     }
   }
 
-  private async acquire(model: string, signal?: AbortSignal): Promise<ModelHandle> {
-    const resolved = await this.engine.resolveModel(model, { ...(signal ? { signal } : {}), ...(this.opts.onProgress ? { onProgress: this.opts.onProgress } : {}) }).catch((err: unknown) => {
-      const e = toSuperresError(err);
-      if (e.code !== 'MODEL_NOT_FOUND') throw e;
-      throw new SuperresError('MODEL_NOT_FOUND', `The face detector model ${model} is not available (${e.message}); install it with "superres models download ${model}", or pass landmarks (5 [x, y] points per face) to skip detection`, { model });
+  private acquire(model: string, signal?: AbortSignal): Promise<ModelHandle> {
+    return acquireDetectorModel(this.engine, model, {
+      ...(signal ? { signal } : {}),
+      ...(this.opts.onProgress ? { onProgress: this.opts.onProgress } : {}),
+      whenMissing: `install it with "superres models download ${model}", or pass landmarks (5 [x, y] points per face) to skip detection`,
     });
-    const handle = await this.engine.acquireModel(resolved.path, { ...resolved.hints, task: 'tensor' });
-    if (handle.info.inputChannels !== 3) {
-      handle.release();
-      throw new SuperresError('MODEL_INVALID', `${handle.info.name}: a face detector or landmark model takes RGB input, not ${handle.info.inputChannels} channel(s)`);
-    }
-    return handle;
   }
 }
 
@@ -206,22 +200,6 @@ export function fivePoints(p: readonly Point[]): Point[] {
     return [x / n, y / n];
   };
   return [mean(36, 41), mean(42, 47), p[30]!, p[48]!, p[54]!];
-}
-
-/** Greedy NMS by score; keeps a box unless it overlaps a kept one by more than `iou`. */
-export function nonMaxSuppression<T extends Candidate>(items: readonly T[], iou: number): T[] {
-  const sorted = [...items].sort((a, b) => b.score - a.score);
-  const kept: T[] = [];
-  for (const c of sorted) if (kept.every((k) => overlap(k.box, c.box) <= iou)) kept.push(c);
-  return kept;
-}
-
-function overlap(a: Box, b: Box): number {
-  const iw = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
-  const ih = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
-  const inter = iw * ih;
-  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return union > 0 ? inter / union : 0;
 }
 
 function clipBox(b: Box, width: number, height: number): Box {

@@ -24,13 +24,13 @@
  * - box (cx − l·s, cy − t·s, cx + r·s, cy + b·s); keypoint k (cx + dx·s, cy + dy·s); score ≥ 0.5;
  * - NMS at IoU 0.4.
  */
-import { SuperresError, throwIfAborted, toSuperresError } from '../errors';
+import { SuperresError, throwIfAborted } from '../errors';
 import type { Engine, ModelHandle } from '../engine/engine';
 import type { NamedTensor } from '../engine/types';
 import { resizePixelsAsync } from '../image/resize';
 import type { PixelImage } from '../image/types';
 import type { DetectedFace, DetectOptions, FaceDetector } from './detect';
-import { nonMaxSuppression } from './faceapi-detector';
+import { acquireDetectorModel, nonMaxSuppression, type Box } from './detector-model';
 import { pixelsToFloat, type Point } from './geometry';
 
 export const YUNET_MODEL = 'yunet-2023mar';
@@ -38,7 +38,6 @@ export const SCRFD_MODEL = 'scrfd-2.5g';
 const STRIDES = [8, 16, 32] as const;
 const DEFAULT_SIZE = 640;
 
-type Box = [number, number, number, number];
 
 /** What differs between the single-pass detectors: input colour and scaling, defaults, decoding. */
 interface DetectorFormat {
@@ -100,14 +99,12 @@ class OnnxFaceDetector implements FaceDetector {
     }
   }
 
-  private async acquire(signal?: AbortSignal): Promise<ModelHandle> {
-    const model = this.opts.model ?? this.format.defaultModel;
-    const resolved = await this.engine.resolveModel(model, { ...(signal ? { signal } : {}), ...(this.opts.onProgress ? { onProgress: this.opts.onProgress } : {}) }).catch((err: unknown) => {
-      const e = toSuperresError(err);
-      if (e.code !== 'MODEL_NOT_FOUND') throw e;
-      throw new SuperresError('MODEL_NOT_FOUND', `The ${this.format.name} face detector ${model} is not available (${e.message}); ${this.format.hint}, or use detector "faceapi"`, { model });
+  private acquire(signal?: AbortSignal): Promise<ModelHandle> {
+    return acquireDetectorModel(this.engine, this.opts.model ?? this.format.defaultModel, {
+      ...(signal ? { signal } : {}),
+      ...(this.opts.onProgress ? { onProgress: this.opts.onProgress } : {}),
+      whenMissing: `${this.format.hint}, or use detector "faceapi"`,
     });
-    return this.engine.acquireModel(resolved.path, { ...resolved.hints, task: 'tensor' });
   }
 }
 

@@ -1,0 +1,46 @@
+/**
+ * What every model-backed face detector shares: loading its ONNX model(s) as engine 'tensor'
+ * models, with a MODEL_NOT_FOUND that says how to get them, and greedy NMS over its boxes.
+ */
+import { SuperresError, toSuperresError } from '../errors';
+import type { Engine, ModelHandle } from '../engine/engine';
+
+export type Box = [number, number, number, number];
+
+export interface AcquireDetectorOptions {
+  signal?: AbortSignal;
+  onProgress?: (message: string) => void;
+  /** What the user can do when the model is missing, e.g. 'install it with "superres models download …"'. */
+  whenMissing: string;
+}
+
+/** Resolves and loads a detector or landmark model (one RGB image input, outputs read by name). */
+export async function acquireDetectorModel(engine: Engine, model: string, opts: AcquireDetectorOptions): Promise<ModelHandle> {
+  const resolved = await engine.resolveModel(model, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }).catch((err: unknown) => {
+    const e = toSuperresError(err);
+    if (e.code !== 'MODEL_NOT_FOUND') throw e;
+    throw new SuperresError('MODEL_NOT_FOUND', `The face detector model ${model} is not available (${e.message}); ${opts.whenMissing}`, { model });
+  });
+  const handle = await engine.acquireModel(resolved.path, { ...resolved.hints, task: 'tensor' });
+  if (handle.info.inputChannels !== 3) {
+    handle.release();
+    throw new SuperresError('MODEL_INVALID', `${handle.info.name}: a face detector or landmark model takes RGB input, not ${handle.info.inputChannels} channel(s)`);
+  }
+  return handle;
+}
+
+/** Greedy NMS by score; keeps a box unless it overlaps a kept one by more than `iou`. */
+export function nonMaxSuppression<T extends { box: Box; score: number }>(items: readonly T[], iou: number): T[] {
+  const sorted = [...items].sort((a, b) => b.score - a.score);
+  const kept: T[] = [];
+  for (const c of sorted) if (kept.every((k) => overlap(k.box, c.box) <= iou)) kept.push(c);
+  return kept;
+}
+
+function overlap(a: Box, b: Box): number {
+  const iw = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const ih = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = iw * ih;
+  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return union > 0 ? inter / union : 0;
+}
