@@ -13,7 +13,7 @@ import { encodeImage } from '../image/encode';
 import { loadInput, type ImageInput } from '../image/input';
 import { resizePixelsAsync } from '../image/resize';
 import type { DecodedImage, EncodedImage, PixelImage } from '../image/types';
-import { upscale } from '../upscale/upscale';
+import { upscaleDecoded } from '../upscale/upscale';
 import { detectorFor, eyeDistance, selectFaces, type DetectedFace } from './detect';
 import {
   composeSimilarity, CROP_SIZE, estimateSimilarity, facexlibMask, invertSimilarity, pasteCrop,
@@ -128,7 +128,7 @@ export async function restoreFaces(engine: Engine, input: ImageInput, rawParams:
     }
 
     progress.stage('background', params.background_enhance ? `Upscaling the background with ${srName}` : 'Resizing the background');
-    const background = await makeBackground(engine, loaded.buffer, decoded, params, srName, signal);
+    const background = await makeBackground(engine, decoded, params, srName, signal);
     const tBackground = performance.now();
 
     const out = background.pixels;
@@ -196,12 +196,11 @@ function chooseFaces(faces: DetectedFace[], p: FaceRestoreParams, width: number,
 }
 
 /** The output-size canvas the faces are pasted onto. */
-async function makeBackground(engine: Engine, buffer: Buffer, decoded: DecodedImage, p: FaceRestoreParams, srName: string | undefined, signal?: AbortSignal): Promise<{ pixels: PixelImage; kind: FaceRestoreResult['background'] }> {
+async function makeBackground(engine: Engine, decoded: DecodedImage, p: FaceRestoreParams, srName: string | undefined, signal?: AbortSignal): Promise<{ pixels: PixelImage; kind: FaceRestoreResult['background'] }> {
   const src = decoded.pixels;
   if (p.background_enhance) {
-    // The upscale operation already handles tiling, alpha and 16-bit; its PNG is lossless.
-    const up = await upscale(engine, buffer, { model: srName, outscale: p.upscale, format: 'png' }, signal ? { signal } : {});
-    const pixels = (await decodeImage(up.data, { limits: engine.config.limits })).pixels;
+    // The upscale operation's pixels (tiling, alpha, 16-bit) for the image already decoded here.
+    const pixels = await upscaleDecoded(engine, decoded, { model: srName, outscale: p.upscale }, signal);
     if (pixels.width !== src.width * p.upscale || pixels.height !== src.height * p.upscale) {
       throw new SuperresError('INTERNAL_ERROR', `background upscale returned ${pixels.width}x${pixels.height}, expected ${src.width * p.upscale}x${src.height * p.upscale}`);
     }

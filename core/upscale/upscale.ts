@@ -62,8 +62,7 @@ export async function upscale(engine: Engine, input: ImageInput, rawParams: unkn
   const { signal } = options;
   try {
     const params = parseUpscaleParams(rawParams);
-    const modelPath = params.model ?? engine.config.defaultModel;
-    if (!modelPath) throw new SuperresError('INVALID_PARAMETERS', 'No model given and the engine has no default model; pass model (a model name or a path to an .onnx file)');
+    const modelPath = modelNameOf(engine, params); // before any I/O
     const progress = progressReporter(t0, options.onProgress);
 
     progress.stage('load', 'Reading input');
@@ -75,23 +74,9 @@ export async function upscale(engine: Engine, input: ImageInput, rawParams: unkn
     throwIfAborted(signal);
 
     progress.stage('model', `Loading model ${modelPath}`);
-    const resolved = await engine.resolveModel(modelPath, {
-      ...(signal ? { signal } : {}),
-      ...(params.denoise_strength !== undefined ? { denoiseStrength: params.denoise_strength } : {}),
-      onProgress: (m) => progress.stage('model', m),
-    });
-    const handle = await engine.acquireModel(resolved.path, { ...resolved.hints, ...options.hints });
+    const handle = await acquireUpscaleModel(engine, modelPath, params, { signal, onProgress: (m) => progress.stage('model', m), hints: options.hints });
     try {
-      const plan = planUpscale(engine, handle, decoded, params);
-      progress.setTotal(plan.totalTiles);
-      const inferred = await inferAll(handle, decoded, params, plan, progress, signal);
-      const tInferred = performance.now();
-
-      let pixels = inferred;
-      if (pixels.width !== plan.target.width || pixels.height !== plan.target.height) {
-        progress.stage('resize', `Resizing to ${plan.target.width}x${plan.target.height}`);
-        pixels = await resizePixelsAsync(pixels, plan.target.width, plan.target.height, signal);
-      }
+      const { pixels, plan, tInferred } = await runModel(engine, handle, decoded, params, progress, signal);
       const tResized = performance.now();
       throwIfAborted(signal);
 
@@ -125,6 +110,58 @@ export async function upscale(engine: Engine, input: ImageInput, rawParams: unkn
           encode_ms: round3(tEncoded - tResized),
         },
       };
+    } finally {
+      handle.release();
+    }
+  } catch (err) {
+    throw toSuperresError(err);
+  }
+}
+
+function modelNameOf(engine: Engine, params: UpscaleParams): string {
+  const name = params.model ?? engine.config.defaultModel;
+  if (!name) throw new SuperresError('INVALID_PARAMETERS', 'No model given and the engine has no default model; pass model (a model name or a path to an .onnx file)');
+  return name;
+}
+
+/** Resolves (fetching or blending a DNI twin when asked) and loads the model. */
+async function acquireUpscaleModel(
+  engine: Engine, name: string, params: UpscaleParams,
+  opts: { signal?: AbortSignal | undefined; onProgress?: (message: string) => void; hints?: ModelHints | undefined },
+): Promise<ModelHandle> {
+  const resolved = await engine.resolveModel(name, {
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(params.denoise_strength !== undefined ? { denoiseStrength: params.denoise_strength } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  return engine.acquireModel(resolved.path, { ...resolved.hints, ...opts.hints });
+}
+
+/** Tiled inference of an already decoded image, then the resize to the requested size. */
+async function runModel(
+  engine: Engine, handle: ModelHandle, decoded: DecodedImage, params: UpscaleParams, progress: ProgressReporter, signal: AbortSignal | undefined,
+): Promise<{ pixels: PixelImage; plan: UpscalePlan; tInferred: number }> {
+  const plan = planUpscale(engine, handle, decoded, params);
+  progress.setTotal(plan.totalTiles);
+  let pixels = await inferAll(handle, decoded, params, plan, progress, signal);
+  const tInferred = performance.now();
+  if (pixels.width !== plan.target.width || pixels.height !== plan.target.height) {
+    progress.stage('resize', `Resizing to ${plan.target.width}x${plan.target.height}`);
+    pixels = await resizePixelsAsync(pixels, plan.target.width, plan.target.height, signal);
+  }
+  return { pixels, plan, tInferred };
+}
+
+/**
+ * The upscale operation's pixels for an image another operation has already decoded (the face
+ * pipeline's background): no second decode, no encode. Model names resolve as in upscale().
+ */
+export async function upscaleDecoded(engine: Engine, decoded: DecodedImage, rawParams: unknown, signal?: AbortSignal): Promise<PixelImage> {
+  try {
+    const params = parseUpscaleParams(rawParams);
+    const handle = await acquireUpscaleModel(engine, modelNameOf(engine, params), params, { signal });
+    try {
+      return (await runModel(engine, handle, decoded, params, progressReporter(performance.now()), signal)).pixels;
     } finally {
       handle.release();
     }
