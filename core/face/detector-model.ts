@@ -1,9 +1,12 @@
 /**
  * What every model-backed face detector shares: loading its ONNX model(s) as engine 'tensor'
- * models, with a MODEL_NOT_FOUND that says how to get them, and greedy NMS over its boxes.
+ * models, with a MODEL_NOT_FOUND that says how to get them, the square input tensor, and greedy
+ * NMS over its boxes.
  */
 import { SuperresError, toSuperresError } from '../errors';
 import type { Engine, ModelHandle } from '../engine/engine';
+import type { PixelImage } from '../image/types';
+import { pixelsToFloat } from './geometry';
 
 export type Box = [number, number, number, number];
 
@@ -43,4 +46,38 @@ function overlap(a: Box, b: Box): number {
   const inter = iw * ih;
   const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
   return union > 0 ? inter / union : 0;
+}
+
+export interface SquareInputOptions {
+  /** 'top-left' as the detectors pad (face-api.js, OpenCV, InsightFace), 'centre' as face-api.js's landmark nets. */
+  place: 'top-left' | 'centre';
+  /** Channel order of the tensor (default RGB). */
+  bgr?: boolean;
+  /** Each value becomes (v − mean)·scale from 0..255 (default 0 and 1: plain 0..255). */
+  mean?: number;
+  scale?: number;
+}
+
+/**
+ * An image as a planar 3×side×side tensor, the rest of the square zero before the value mapping
+ * (as the references pad). Returns where the image's top-left corner landed.
+ */
+export function squareInput(img: PixelImage, side: number, opts: SquareInputOptions): { data: Float32Array; offsetX: number; offsetY: number } {
+  const { mean = 0, scale = 1 } = opts;
+  const rgb = pixelsToFloat(img);
+  const offsetX = opts.place === 'centre' ? Math.floor((side - img.width) / 2) : 0;
+  const offsetY = opts.place === 'centre' ? Math.floor((side - img.height) / 2) : 0;
+  const plane = side * side;
+  const data = new Float32Array(3 * plane).fill(-mean * scale);
+  const [c0, c2] = opts.bgr ? [2, 0] : [0, 2];
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const s = (y * img.width + x) * 3;
+      const d = (y + offsetY) * side + x + offsetX;
+      data[d] = (rgb.data[s + c0]! * 255 - mean) * scale;
+      data[plane + d] = (rgb.data[s + 1]! * 255 - mean) * scale;
+      data[2 * plane + d] = (rgb.data[s + c2]! * 255 - mean) * scale;
+    }
+  }
+  return { data, offsetX, offsetY };
 }

@@ -20,8 +20,8 @@ import type { NamedTensor } from '../engine/types';
 import { resizePixelsAsync } from '../image/resize';
 import type { PixelImage } from '../image/types';
 import type { DetectedFace, DetectOptions, FaceDetector } from './detect';
-import { acquireDetectorModel, nonMaxSuppression, type Box } from './detector-model';
-import { pixelsToFloat, type Point } from './geometry';
+import { acquireDetectorModel, nonMaxSuppression, squareInput, type Box } from './detector-model';
+import type { Point } from './geometry';
 
 export const FACEAPI_DETECTOR_MODEL = 'faceapi-tiny-face-detector';
 export const FACEAPI_LANDMARK_MODEL = 'faceapi-landmark68';
@@ -104,7 +104,7 @@ async function findBoxes(detector: ModelHandle, image: PixelImage, maxSide: numb
   const h = Math.max(1, Math.round(image.height * ratio));
   const scaled = w === image.width && h === image.height ? image : await resizePixelsAsync(image, w, h, signal);
   throwIfAborted(signal);
-  const input = squareTensor(scaled, side, 'top-left');
+  const input = squareInput(scaled, side, { place: 'top-left' });
   const outputs = await detector.runAll({ data: input.data, dims: [1, 3, side, side] }, signal);
   const grid = firstOutput(outputs, detector.info.name);
   const [, channels, rows, cols] = grid.dims as [number, number, number, number];
@@ -146,7 +146,7 @@ async function locateLandmarks(landmarker: ModelHandle, image: PixelImage, box: 
   const w = Math.max(1, Math.round(cw * ratio));
   const h = Math.max(1, Math.round(ch * ratio));
   const scaled = await resizePixelsAsync(crop, w, h, signal);
-  const input = squareTensor(scaled, LANDMARK_SIZE, 'centre');
+  const input = squareInput(scaled, LANDMARK_SIZE, { place: 'centre' });
   const run = async (data: Float32Array): Promise<Point[]> => {
     const out = firstOutput(await landmarker.runAll({ data, dims: [1, 3, LANDMARK_SIZE, LANDMARK_SIZE] }, signal), landmarker.info.name);
     if (out.data.length !== 136) throw new SuperresError('MODEL_INVALID', `${landmarker.info.name}: returned ${out.data.length} values, not 68 (x, y) points`);
@@ -215,28 +215,6 @@ function cropPixels(img: PixelImage, x0: number, y0: number, w: number, h: numbe
     data.set(img.data.subarray(from, from + w * c), y * w * c);
   }
   return { width: w, height: h, channels: c, depth: img.depth, data };
-}
-
-/**
- * An image as planar RGB 0..255 in a zero-filled side×side square, placed top-left (the
- * detector, as face-api.js pads) or centred (the landmark nets).
- */
-function squareTensor(img: PixelImage, side: number, place: 'top-left' | 'centre'): { data: Float32Array; offsetX: number; offsetY: number } {
-  const rgb = pixelsToFloat(img);
-  const offsetX = place === 'centre' ? Math.floor((side - img.width) / 2) : 0;
-  const offsetY = place === 'centre' ? Math.floor((side - img.height) / 2) : 0;
-  const plane = side * side;
-  const data = new Float32Array(3 * plane);
-  for (let y = 0; y < img.height; y++) {
-    for (let x = 0; x < img.width; x++) {
-      const s = (y * img.width + x) * 3;
-      const d = (y + offsetY) * side + x + offsetX;
-      data[d] = rgb.data[s]! * 255;
-      data[plane + d] = rgb.data[s + 1]! * 255;
-      data[2 * plane + d] = rgb.data[s + 2]! * 255;
-    }
-  }
-  return { data, offsetX, offsetY };
 }
 
 function anchorsOf(detector: ModelHandle): [number, number][] {

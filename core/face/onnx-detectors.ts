@@ -30,8 +30,8 @@ import type { NamedTensor } from '../engine/types';
 import { resizePixelsAsync } from '../image/resize';
 import type { PixelImage } from '../image/types';
 import type { DetectedFace, DetectOptions, FaceDetector } from './detect';
-import { acquireDetectorModel, nonMaxSuppression, type Box } from './detector-model';
-import { pixelsToFloat, type Point } from './geometry';
+import { acquireDetectorModel, nonMaxSuppression, squareInput, type Box } from './detector-model';
+import type { Point } from './geometry';
 
 export const YUNET_MODEL = 'yunet-2023mar';
 export const SCRFD_MODEL = 'scrfd-2.5g';
@@ -91,7 +91,7 @@ class OnnxFaceDetector implements FaceDetector {
       const h = Math.max(1, Math.round(image.height * ratio));
       const scaled = w === image.width && h === image.height ? image : await resizePixelsAsync(image, w, h, signal);
       throwIfAborted(signal);
-      const outputs = await handle.runAll({ data: squareInput(scaled, side, this.format), dims: [1, 3, side, side] }, signal);
+      const outputs = await handle.runAll({ data: squareInput(scaled, side, { place: 'top-left', ...this.format }).data, dims: [1, 3, side, side] }, signal);
       const threshold = this.opts.scoreThreshold ?? this.format.scoreThreshold;
       return this.format.decode(outputs, handle.info.outputNames, side, ratio, image.width, image.height, threshold, handle.info.name);
     } finally {
@@ -159,27 +159,6 @@ export function decodeYuNet(outputs: Record<string, NamedTensor>, side: number, 
     }
   }
   return nonMaxSuppression(candidates, 0.3); // FaceDetectorYN's nms_threshold
-}
-
-/**
- * Planar input in a zero-filled side×side square, the image top-left: RGB or BGR, each value
- * (v − mean)·scale from 0..255 (the padding is 0 before that mapping, as the references pad).
- */
-function squareInput(img: PixelImage, side: number, f: Pick<DetectorFormat, 'bgr' | 'mean' | 'scale'>): Float32Array {
-  const rgb = pixelsToFloat(img);
-  const plane = side * side;
-  const data = new Float32Array(3 * plane).fill((0 - f.mean) * f.scale);
-  const [c0, c2] = f.bgr ? [2, 0] : [0, 2];
-  for (let y = 0; y < img.height; y++) {
-    for (let x = 0; x < img.width; x++) {
-      const s = (y * img.width + x) * 3;
-      const d = y * side + x;
-      data[d] = (rgb.data[s + c0]! * 255 - f.mean) * f.scale;
-      data[plane + d] = (rgb.data[s + 1]! * 255 - f.mean) * f.scale;
-      data[2 * plane + d] = (rgb.data[s + c2]! * 255 - f.mean) * f.scale;
-    }
-  }
-  return data;
 }
 
 /** Faces from SCRFD's 9 outputs (in the model's order: scores, boxes, keypoints per stride), in input pixels. */
